@@ -1,0 +1,6 @@
+/**
+ * The memory driver: in-process devices joined by a wire with seeded impairments.
+ * @module
+ */
+export { MemoryWire, MemoryDevice } from './wire.js'
+export type { Impairments, ImpairmentStats, WireEndOptions, WireOptions } from './wire.js'
