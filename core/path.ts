@@ -114,6 +114,20 @@ export class PathEnd implements EndTarget {
   }
 }
 
+/** Counters of one path end, in a {@link PathInfo}. */
+export interface PathEndInfo {
+  /** Name of the end's target, or null. */
+  target: string | null
+  /** Messages that entered at this end. */
+  inPkts: number
+  /** Messages that left at this end. */
+  outPkts: number
+  /** Messages dropped at this end for want of a target. */
+  dropped: number
+  /** Messages waiting in the input queue. */
+  queued: number
+}
+
 /** A read-only snapshot of a path. */
 export interface PathInfo {
   /** Path id. */
@@ -125,7 +139,7 @@ export interface PathInfo {
   /** Stage names in order. */
   stages: string[]
   /** [end0, end1] input/output counters. */
-  ends: { target: string | null; inPkts: number; outPkts: number; dropped: number; queued: number }[]
+  ends: PathEndInfo[]
 }
 
 let nextPathId = 1
@@ -208,9 +222,13 @@ export class Path {
       this.exit(this.ends[dir === 0 ? 1 : 0], msg)
       return
     }
-    const k = dir << 1
-    s.traffic[k]!++
-    s.traffic[k + 1]! += msg.end - msg.off
+    if (dir === 0) {
+      s.pktsF++
+      s.bytesF += msg.end - msg.off
+    } else {
+      s.pktsB++
+      s.bytesB += msg.end - msg.off
+    }
     s.deliver(msg, dir)
   }
 

@@ -126,7 +126,7 @@ function tokenize(src: string, source: string): Token[] {
       i++
       col++
       while (i < src.length && src[i] !== '"') {
-        if (src[i] === '\n') err('unterminated string: add the closing " before the end of the line')
+        if (src[i] === '\n') break
         if (src[i] === '\\' && i + 1 < src.length) {
           s += src[i + 1]
           i += 2
@@ -137,7 +137,9 @@ function tokenize(src: string, source: string): Token[] {
         i++
         col++
       }
-      if (i >= src.length) err('unterminated string: add the closing "')
+      if (i >= src.length || src[i] === '\n') {
+        throw new PathSpecSyntaxError('unterminated string: add the closing " before the end of the line', start.line, start.column, source)
+      }
       i++
       col++
       out.push({ kind: 'string', text: s, ...start })

@@ -66,8 +66,14 @@ export abstract class Stage {
    * one next to end 1 sees them travelling backward.
    */
   readonly up: Dir
-  /** @internal [pkts fwd, bytes fwd, pkts back, bytes back] delivered into the stage (written by the path). */
-  readonly traffic = new Float64Array(4)
+  /** @internal Messages delivered into the stage travelling forward (written by the path). */
+  pktsF = 0
+  /** @internal Bytes delivered into the stage travelling forward. */
+  bytesF = 0
+  /** @internal Messages delivered into the stage travelling backward. */
+  pktsB = 0
+  /** @internal Bytes delivered into the stage travelling backward. */
+  bytesB = 0
   /** Drops by reason; only {@link Stage.drop} writes it. */
   readonly drops: Record<string, number> = Object.create(null) as Record<string, number>
   /** Messages this stage originated rather than received. */
@@ -147,10 +153,10 @@ export abstract class Stage {
   stats(): StageStats {
     return {
       name: this.name,
-      pktsForward: this.traffic[0]!,
-      bytesForward: this.traffic[1]!,
-      pktsBackward: this.traffic[2]!,
-      bytesBackward: this.traffic[3]!,
+      pktsForward: this.pktsF,
+      bytesForward: this.bytesF,
+      pktsBackward: this.pktsB,
+      bytesBackward: this.bytesB,
       originated: this.originated,
       drops: { ...this.drops },
       extra: this.extraStats(),
@@ -159,7 +165,7 @@ export abstract class Stage {
 
   /** Zeroes the counters (the `reset` control). */
   resetStats(): void {
-    this.traffic.fill(0)
+    this.pktsF = this.bytesF = this.pktsB = this.bytesB = 0
     this.originated = 0
     for (const k of Object.keys(this.drops)) delete this.drops[k]
   }

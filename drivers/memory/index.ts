@@ -3,4 +3,4 @@
  * @module
  */
 export { MemoryWire, MemoryDevice } from './wire.js'
-export type { Impairments, ImpairmentStats, WireEndOptions, WireOptions } from './wire.js'
+export type { Impairments, ImpairmentStats, WireStats, WireEndOptions, WireOptions } from './wire.js'

@@ -71,6 +71,14 @@ export interface WireOptions {
   seed?: number
 }
 
+/** Impairment counters of both directions of a {@link MemoryWire}. */
+export interface WireStats {
+  /** Frames sent from A to B. */
+  aToB: ImpairmentStats
+  /** Frames sent from B to A. */
+  bToA: ImpairmentStats
+}
+
 /** Counters of one direction's impairments. */
 export interface ImpairmentStats {
   /** Frames offered to this direction. */
@@ -343,7 +351,7 @@ export class MemoryWire {
   }
 
   /** Impairment counters per direction. */
-  stats(): { aToB: ImpairmentStats; bToA: ImpairmentStats } {
+  stats(): WireStats {
     return { aToB: { ...this.ab.stats }, bToA: { ...this.ba.stats } }
   }
 
