@@ -55,8 +55,8 @@ export function machine(): MachineInfo {
  * Times `fn`, which performs `opsPerCall` operations per call (e.g. a batch of 64
  * packets), and returns per-operation figures.
  */
-export async function timeOps(name: string, fn: () => void, opsPerCall = 1): Promise<BenchFigure> {
-  const stats = await measure(fn, { min_cpu_time: 300 * 1e6 })
+export async function timeOps(name: string, fn: () => void, opsPerCall = 1, quick = false): Promise<BenchFigure> {
+  const stats = await measure(fn, { min_cpu_time: (quick ? 100 : 500) * 1e6 })
   const ns = stats.avg / opsPerCall
   return { name, nsPerOp: ns, p50: stats.p50 / opsPerCall, p99: stats.p99 / opsPerCall, opsPerSec: 1e9 / ns, samples: stats.ticks }
 }
