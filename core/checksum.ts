@@ -23,6 +23,12 @@ export function sumBytes(b: Uint8Array, off: number, len: number, sum = 0): numb
 
 /** Folds an accumulated sum to 16 bits with end-around carry. */
 export function fold(sum: number): number {
+  // Sums of up to 2^32 - 1 (every header, every frame) fold with two shifts; larger
+  // accumulators (64 KiB super-frames) take the division path.
+  if (sum <= 0xffffffff) {
+    sum = (sum & 0xffff) + (sum >>> 16)
+    return (sum & 0xffff) + (sum >>> 16)
+  }
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 65536)
   return sum
 }
@@ -40,13 +46,19 @@ export function pseudoHeaderSum(src: number, dst: number, protocol: number, leng
 /**
  * RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `oldWord` to
  * `newWord`: HC' = ~(~HC + ~m + m').
+ *
+ * Equal to a full recomputation except in one degenerate case: when every other covered
+ * word is zero, this returns 0x0000 where {@link checksum} returns 0xFFFF (ones'
+ * complement has two zeros and the update cannot see the data). No IPv4, ICMP, TCP or
+ * UDP header is all zeros (version 4; pseudo-headers carry the protocol), so on real
+ * headers the two always agree; `tests/unit/stages/checksum.test.ts` pins both facts.
  */
 export function csumUpdate16(hc: number, oldWord: number, newWord: number): number {
   const sum = (~hc & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff)
   return ~fold(sum) & 0xffff
 }
 
-/** RFC 1624 eqn. 3 for a 32-bit field (two 16-bit words), e.g. a sequence number or an address. */
+/** RFC 1624 eqn. 3 for a 32-bit field (two 16-bit words), e.g. a sequence number or an address; same degenerate case as {@link csumUpdate16}. */
 export function csumUpdate32(hc: number, oldValue: number, newValue: number): number {
   const sum =
     (~hc & 0xffff) +

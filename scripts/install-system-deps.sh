@@ -4,7 +4,7 @@
 # libpcap-dev for the optional live-capture driver; cargo/rustc build the TAP addon.
 # Without root it only says what is missing; it never fails the install for that.
 set -u
-pkgs=(iproute2 tcpdump tshark iperf3 curl libpcap-dev)
+pkgs=(iproute2 iputils-ping tcpdump tshark iperf3 curl libpcap-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
