@@ -1,0 +1,436 @@
+/**
+ * The TCP module of a {@link Host}: the listen table, the 4-tuple flow demux hung under
+ * the IP protocol demux, the SYN and accept backlogs, ISNs per RFC 6528, and one path
+ * per connection (`[ETH, IP, TCP]`).
+ *
+ * ```
+ *   IP proto 6 ─▶ TCP flow (FlowTable: remote ip, local ip, remote port << 16 | local port)
+ *                   ├─ hit  ─▶ connection path end 0: [ETH, IP(remote), TCP]
+ *                   └─ miss ─▶ per-interface default path: [ETH, IP(*), TCP-LISTEN]
+ *                                SYN to a listening port: new connection path, SYN handed over
+ *                                anything else: RST (RFC 9293 §3.10.7.1), counted
+ * ```
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { get16, get32, set16, set32 } from '../../core/bytes.js'
+import type { ClassifierNode } from '../../core/classifier.js'
+import { ConfigError } from '../../core/errors.js'
+import { allocMsg, type Msg } from '../../core/msg.js'
+import { Path, type PathEnd } from '../../core/path.js'
+import { Dir, Stage } from '../../core/stage.js'
+import { FlowTable } from '../../core/flow-table.js'
+import type { Host, Interface } from '../../paths/host.js'
+import { EthStage } from '../eth/stage.js'
+import { IpStage } from '../ip/stage.js'
+import { checkSegment, fillTcpChecksum, TcpField, TcpFlag } from './segment.js'
+import { TcpStage } from './stage.js'
+import type { TcbConfig } from './tcb.js'
+
+/** IP protocol number of TCP. */
+export const IPPROTO_TCP = 6
+
+/** Drop reasons of the listen stage. */
+export const LISTEN_DROP_REASONS = ['short-header', 'bad-data-offset', 'bad-checksum', 'no-listener', 'syn-backlog-full', 'not-syn', 'no-route'] as const
+
+/** Options of a {@link TcpModule}. */
+export interface TcpModuleOptions {
+  /** TCB tunables for every connection (a listener or connect call may override). */
+  config?: TcbConfig
+  /** Most embryonic (SYN-RECEIVED) connections per listener [128]. */
+  synBacklog?: number
+  /** Most established connections waiting for `accept` per listener [128]. */
+  acceptBacklog?: number
+  /** Secret key of the ISN function (RFC 6528 §3; default: 16 random bytes). */
+  isnSecret?: Uint8Array
+  /** Ephemeral port range for `connect` [32768, 60999] (Linux's default). */
+  ephemeralPorts?: [number, number]
+  /** Set DF on our datagrams (RFC 1191 path MTU discovery) [true]. */
+  df?: boolean
+  /** Trust checksums of received segments (devices that verify them) [false]. */
+  trustChecksums?: boolean
+}
+
+/** One connection known to the module. */
+export interface TcpConnection {
+  /** The connection path `[ETH, IP, TCP]`. */
+  readonly path: Path
+  /** Its TCP stage (and TCB). */
+  readonly stage: TcpStage
+  /** Our address. */
+  readonly localIp: number
+  /** The peer's address. */
+  readonly remoteIp: number
+  /** The listener it came from (passive), or null (active). */
+  readonly listener: TcpListener | null
+}
+
+/** Counters of a {@link TcpListener}. */
+export interface TcpListenerStats {
+  /** Connections that reached ESTABLISHED and were handed over. */
+  accepted: number
+  /** SYNs refused because the SYN backlog was full. */
+  synBacklogDrops: number
+}
+
+/** What {@link TcpModule.isn} returns. */
+export interface IsnResult {
+  /** The initial send sequence number. */
+  iss: number
+  /** A per-connection offset for the TSval clock (RFC 7323 §7.1 suggests randomizing it). */
+  tsOffset: number
+}
+
+/** A listening port: new connections are handed to `onConnection` once ESTABLISHED. */
+export class TcpListener {
+  /** The port. */
+  readonly port: number
+  /** Connections accepted by the kernel side but not yet handed over (bounded by acceptBacklog). */
+  embryonic = 0
+  /** Called with each established connection. */
+  onConnection: (conn: TcpConnection) => void
+  /** Config override for this listener's connections. */
+  readonly config: TcbConfig
+  /** Counters. */
+  readonly stats: TcpListenerStats = { accepted: 0, synBacklogDrops: 0 }
+
+  /** @internal Use {@link TcpModule.listen}. */
+  constructor(port: number, config: TcbConfig, onConnection: (conn: TcpConnection) => void) {
+    this.port = port
+    this.config = config
+    this.onConnection = onConnection
+  }
+}
+
+/**
+ * Finds the IPv4 header in front of a transport header at `off`: IHL 5 first, then with
+ * options (the classifier hands us only the transport offset).
+ */
+function ipHeaderBefore(b: Uint8Array, off: number): number {
+  for (let ihl = 5; ihl <= 15; ihl++) {
+    const p = off - ihl * 4
+    if (p < 0) return -1
+    if (b[p] === (0x40 | ihl) && b[p + 9] === IPPROTO_TCP) return p
+  }
+  return -1
+}
+
+/** The 4-tuple level of the classifier tree (a {@link ClassifierNode} under IP protocol 6). */
+export class TcpFlowDemux implements ClassifierNode {
+  /** Name in dumps. */
+  readonly name = 'TCP flow'
+  private readonly module: TcpModule
+
+  /** @internal */
+  constructor(module: TcpModule) {
+    this.module = module
+  }
+
+  /** Classifies the segment at `off`: its connection's path, else the interface's listen path. */
+  classify(msg: Msg, off: number): PathEnd | null {
+    const b = msg.buf
+    if (msg.end - off < TcpField.HEADER_LEN) return null
+    const ip = ipHeaderBefore(b, off)
+    if (ip < 0) return null
+    const conn = this.module.flows.get(get32(b, ip + 12), get32(b, ip + 16), get32(b, off))
+    if (conn !== undefined) return conn.path.ends[0]
+    return this.module.defaultEnd(msg.ingress)
+  }
+
+  /** Dumps the flows. */
+  describe(indent: string, out: string[]): void {
+    out.push(`${indent}${this.name} (${this.module.flows.size} connections)`)
+    this.module.flows.forEach(c => out.push(`${indent}  ${c.stage.describe()} -> ${c.path.name}.end0`))
+    out.push(`${indent}  default -> listen paths (ports ${[...this.module.listeners.keys()].join(', ') || 'none'})`)
+  }
+}
+
+/**
+ * TCP-LISTEN: the default path's stage. Consumes segments of no known connection
+ * (`off` at the TCP header, `l3` at IPv4); a SYN to a listening port creates a connection
+ * path and hands the SYN to its TCB; anything else is answered with a RST.
+ */
+export class TcpListenStage extends Stage {
+  private readonly module: TcpModule
+  private readonly iface: Interface
+
+  /** @internal */
+  constructor(module: TcpModule, iface: Interface) {
+    super('TCP-LISTEN', Dir.Forward)
+    this.module = module
+    this.iface = iface
+  }
+
+  /** Handles one segment for no connection. */
+  deliver(msg: Msg, dir: Dir): void {
+    if (dir !== this.up) return this.drop(msg, 'not-syn')
+    const b = msg.buf
+    const src = get32(b, msg.l3 + 12)
+    const dst = get32(b, msg.l3 + 16)
+    const bad = checkSegment(msg, src, dst, !this.module.trustChecksums)
+    if (bad !== null) return this.drop(msg, bad)
+    const o = msg.off
+    // Classified before its connection existed (e.g. a duplicated SYN in the same receive
+    // batch as the first copy): hand it to the connection now that it does.
+    const known = this.module.flows.get(src, dst, get32(b, o))
+    if (known !== undefined) {
+      known.stage.receive(msg)
+      return
+    }
+    const flags = b[o + TcpField.FLAGS]!
+    const dport = get16(b, o + 2)
+    const listener = this.module.listeners.get(dport)
+    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN && listener !== undefined) {
+      const max = this.module.synBacklog
+      if (listener.embryonic >= max) {
+        listener.stats.synBacklogDrops++
+        return this.drop(msg, 'syn-backlog-full')
+      }
+      let conn: TcpConnection
+      try {
+        conn = this.module.createConnection(this.iface, dst, src, dport, get16(b, o), listener)
+      } catch {
+        // No route back to the client (host.netStages throws): a per-packet problem, a drop.
+        return this.drop(msg, 'no-route')
+      }
+      conn.stage.tcb.listen()
+      conn.stage.receive(msg)
+      return
+    }
+    // RFC 9293 §3.10.7.1: no connection: RST unless it is one.
+    if ((flags & TcpFlag.RST) === 0) this.sendReset(msg, src, dst, flags)
+    this.drop(msg, listener === undefined ? 'no-listener' : 'not-syn')
+  }
+
+  private sendReset(msg: Msg, src: number, dst: number, flags: number): void {
+    const b = msg.buf
+    const o = msg.off
+    const hl = (b[o + 12]! >>> 4) << 2
+    const len = msg.end - o - hl + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0)
+    const m = allocMsg(TcpField.HEADER_LEN)
+    const r = m.buf
+    const p = m.off
+    r.fill(0, p, p + TcpField.HEADER_LEN)
+    set16(r, p, get16(b, o + 2))
+    set16(r, p + 2, get16(b, o))
+    if (flags & TcpFlag.ACK) {
+      set32(r, p + 4, get32(b, o + 8))
+      r[p + 13] = TcpFlag.RST
+    } else {
+      set32(r, p + 8, (get32(b, o + 4) + len) >>> 0)
+      r[p + 13] = TcpFlag.RST | TcpFlag.ACK
+    }
+    r[p + 12] = 5 << 4
+    m.end = p + TcpField.HEADER_LEN
+    fillTcpChecksum(r, p, TcpField.HEADER_LEN, dst, src)
+    m.nextHop = src
+    this.originate(m, this.down)
+  }
+}
+
+/** The TCP module of one host. */
+export class TcpModule {
+  /** Name. */
+  readonly name = 'TCP'
+  /** The host below. */
+  readonly host: Host
+  /** Connections by (remote ip, local ip, remote port << 16 | local port). */
+  readonly flows = new FlowTable<TcpConnection>(1024)
+  /** Listeners by port. */
+  readonly listeners = new Map<number, TcpListener>()
+  /** The classifier node hung under IP protocol 6. */
+  readonly demux: TcpFlowDemux
+  /** Embryonic connection bound per listener. */
+  readonly synBacklog: number
+  /** Accept queue bound per listener. */
+  readonly acceptBacklog: number
+  /** Trust received checksums. */
+  readonly trustChecksums: boolean
+  private readonly config: TcbConfig
+  private readonly secret: Uint8Array
+  private readonly ephemeral: [number, number]
+  private readonly df: boolean
+  private readonly defaults = new Map<number, Path>()
+  private readonly unsubscribeIcmp: () => void
+
+  /** Creates the module and registers its demux for protocol 6 on `host`. */
+  constructor(host: Host, opts: TcpModuleOptions = {}) {
+    this.host = host
+    this.config = opts.config ?? {}
+    this.synBacklog = opts.synBacklog ?? 128
+    this.acceptBacklog = opts.acceptBacklog ?? 128
+    this.secret = opts.isnSecret ?? randomBytes(16)
+    this.ephemeral = opts.ephemeralPorts ?? [32768, 60999]
+    this.df = opts.df ?? true
+    this.trustChecksums = opts.trustChecksums ?? false
+    this.demux = new TcpFlowDemux(this)
+    host.registerProtocol(IPPROTO_TCP, this.demux)
+    // RFC 1191 §6.3: ICMP "fragmentation needed" lowers the connection's segment size.
+    this.unsubscribeIcmp = host.onIcmpError(r => {
+      if (r.protocol !== IPPROTO_TCP || r.type !== 3 || r.code !== 4 || r.srcPort < 0) return
+      const conn = this.flows.get(r.dst, r.src, ((r.dstPort << 16) | r.srcPort) >>> 0)
+      if (conn !== undefined) conn.stage.tcb.setPathMtu(r.mtu)
+    })
+  }
+
+  /** Starts listening on `port`; `onConnection` gets each established connection. Throws {@link ConfigError} if taken. */
+  listen(port: number, onConnection: (conn: TcpConnection) => void, config: TcbConfig = {}): TcpListener {
+    if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new ConfigError(`TCP listen: port ${port} is not 1..65535`)
+    if (this.listeners.has(port)) throw new ConfigError(`TCP listen: port ${port} already has a listener; close it first`)
+    const l = new TcpListener(port, { ...this.config, ...config }, onConnection)
+    this.listeners.set(port, l)
+    return l
+  }
+
+  /** Stops listening on `port` (existing connections stay). */
+  unlisten(port: number): void {
+    this.listeners.delete(port)
+  }
+
+  /**
+   * Opens a connection to `remote`:`remotePort` (active OPEN) and returns it at once
+   * (SYN-SENT); watch `conn.stage.tcb.events` or wrap it in a socket.
+   */
+  connect(remote: number, remotePort: number, opts: { localPort?: number; config?: TcbConfig } = {}): TcpConnection {
+    const ns = this.host.netStages(remote, IPPROTO_TCP, { df: this.df })
+    const localPort = opts.localPort ?? this.pickPort(ns.localIp, remote, remotePort)
+    if (this.flows.get(remote, ns.localIp, ((remotePort << 16) | localPort) >>> 0) !== undefined) {
+      throw new ConfigError(`TCP connect: ${localPort} -> ${remotePort} is already in use`)
+    }
+    const conn = this.createConnection(ns.iface, ns.localIp, remote, localPort, remotePort, null, opts.config, ns.stages)
+    conn.stage.tcb.connect()
+    return conn
+  }
+
+  /** @internal The default (listen) path's end for frames from interface `index`. */
+  defaultEnd(index: number): PathEnd | null {
+    let p = this.defaults.get(index)
+    if (p === undefined) {
+      const iface = this.host.interfaces[index]
+      if (iface === undefined) return null
+      const eth = new EthStage({ mac: iface.mac, arp: iface.arp, up: Dir.Forward })
+      const ip = new IpStage<Interface>({ link: iface, routes: this.host.routes, protocol: IPPROTO_TCP })
+      p = new Path([eth, ip, new TcpListenStage(this, iface)], { name: `${this.host.name}/${iface.name}/tcp-listen` })
+      this.host.attach(p, iface)
+      this.defaults.set(index, p)
+    }
+    return p.ends[0]
+  }
+
+  /** RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 µs clock. */
+  isn(localIp: number, localPort: number, remoteIp: number, remotePort: number): IsnResult {
+    const h = createHash('sha256')
+    const t = new Uint8Array(12)
+    set32(t, 0, localIp)
+    set32(t, 4, remoteIp)
+    set16(t, 8, localPort)
+    set16(t, 10, remotePort)
+    h.update(t)
+    h.update(this.secret)
+    const d = h.digest()
+    const m = Math.floor(this.host.scheduler.now() * 250)
+    return { iss: (m + d.readUInt32BE(0)) >>> 0, tsOffset: d.readUInt32BE(4) }
+  }
+
+  /** @internal Builds a connection path and registers its flow. */
+  createConnection(
+    iface: Interface, localIp: number, remoteIp: number, localPort: number, remotePort: number,
+    listener: TcpListener | null, config?: TcbConfig, stages?: Stage[],
+  ): TcpConnection {
+    const net = stages ?? this.host.netStages(remoteIp, IPPROTO_TCP, { df: this.df }).stages
+    const { iss, tsOffset } = this.isn(localIp, localPort, remoteIp, remotePort)
+    const cfg = { ...(listener?.config ?? this.config), ...config }
+    if (cfg.mss === undefined) cfg.mss = iface.mtu - 40
+    else cfg.mss = Math.min(cfg.mss, iface.mtu - 40)
+    const stage = new TcpStage({
+      time: this.host.scheduler, localIp, remoteIp, localPort, remotePort, iss, tsOffset, config: cfg, trustChecksums: this.trustChecksums,
+    })
+    const path = new Path([...net, stage], { name: `${this.host.name}/tcp:${localPort}>${remotePort}` })
+    this.host.attach(path, iface)
+    const conn: TcpConnection = { path, stage, localIp, remoteIp, listener }
+    const key = ((remotePort << 16) | localPort) >>> 0
+    this.flows.set(remoteIp, localIp, key, conn)
+    const tcb = stage.tcb
+    if (listener !== null) listener.embryonic++
+    let counted = listener !== null
+    tcb.ownerEvents = {
+      connected: () => {
+        if (counted && listener !== null) {
+          counted = false
+          listener.embryonic--
+          listener.stats.accepted++
+          listener.onConnection(conn)
+        }
+      },
+      closed: () => {
+        if (counted && listener !== null) {
+          counted = false
+          listener.embryonic--
+        }
+        this.remove(conn)
+      },
+      reopen: msg => {
+        // RFC 6191: only a listener can take the new incarnation.
+        const l = this.listeners.get(localPort)
+        if (l === undefined || l.embryonic >= this.synBacklog) return false
+        const fresh = this.createConnection(iface, localIp, remoteIp, localPort, remotePort, l)
+        fresh.stage.tcb.listen()
+        fresh.stage.receive(msg)
+        return true
+      },
+    }
+    return conn
+  }
+
+  /**
+   * Hands a connection over to someone else (the splice engine): the module stops
+   * watching its TCB (no path close when it reaches CLOSED, no TIME-WAIT reuse) and, with
+   * `keepFlow` false, forgets its flow entry too. The path and the flow entry then belong
+   * to the caller.
+   */
+  release(conn: TcpConnection, keepFlow = true): void {
+    conn.stage.tcb.ownerEvents = {}
+    if (conn.listener !== null && conn.stage.tcb.state === 'SYN-RECEIVED') conn.listener.embryonic--
+    if (!keepFlow) {
+      const key = ((conn.stage.tcb.remotePort << 16) | conn.stage.tcb.localPort) >>> 0
+      if (this.flows.get(conn.remoteIp, conn.localIp, key) === conn) this.flows.delete(conn.remoteIp, conn.localIp, key)
+    }
+  }
+
+  /** Forgets a connection and closes its path (between messages). */
+  remove(conn: TcpConnection): void {
+    const key = ((conn.stage.tcb.remotePort << 16) | conn.stage.tcb.localPort) >>> 0
+    if (this.flows.get(conn.remoteIp, conn.localIp, key) === conn) this.flows.delete(conn.remoteIp, conn.localIp, key)
+    conn.path.betweenMessages(() => {
+      conn.stage.tcb.dispose()
+      conn.path.close()
+      this.host.detach(conn.path)
+    })
+  }
+
+  /** Closes every connection (RST) and the default paths. */
+  close(): void {
+    const all: TcpConnection[] = []
+    this.flows.forEach(c => all.push(c))
+    for (const c of all) c.stage.tcb.abort()
+    for (const p of this.defaults.values()) {
+      p.close()
+      this.host.detach(p)
+    }
+    this.defaults.clear()
+    this.listeners.clear()
+    this.host.unregisterProtocol(IPPROTO_TCP)
+    this.unsubscribeIcmp()
+  }
+
+  private pickPort(localIp: number, remote: number, remotePort: number): number {
+    const [lo, hi] = this.ephemeral
+    const span = hi - lo + 1
+    const start = Math.floor(Math.random() * span)
+    for (let i = 0; i < span; i++) {
+      const p = lo + ((start + i) % span)
+      if (this.flows.get(remote, localIp, ((remotePort << 16) | p) >>> 0) === undefined && !this.listeners.has(p)) return p
+    }
+    throw new ConfigError(`TCP connect: no free ephemeral port in ${lo}-${hi} towards ${remotePort}`)
+  }
+}

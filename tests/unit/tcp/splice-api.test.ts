@@ -1,0 +1,89 @@
+import t from 'tap'
+import { Tcb } from '../../../stages/tcp/tcb.js'
+import { ACK, bytes, deliver, expectSent, ISS, LOCAL_PORT, PEER_ISS, REMOTE_PORT, tcbEstablished, TestHost } from '../../helpers/tcp-harness.js'
+
+const P = PEER_ISS + 1
+const S = ISS + 1
+const MSS = 1460
+
+t.test('snapshot exposes what splicing reads', async t => {
+  const { host, tcb } = tcbEstablished({}, { mss: 1400, sackPermitted: true, wscale: 5, ts: [77, 0] })
+  tcb.write(bytes(3000))
+  deliver(host, tcb, { seq: P, ack: S, payload: bytes(10), options: { ts: [80, tcb.tsLastSent] } })
+  const s = tcb.snapshot()
+  t.match(s, {
+    state: 'ESTABLISHED', localPort: LOCAL_PORT, remotePort: REMOTE_PORT, iss: ISS, irs: PEER_ISS,
+    sndUna: S, sndNxt: S + 2 * 1388, sndMax: S + 2 * 1388, rcvNxt: P + 10, sndBuffered: 3000, sndInFlight: 2 * 1388, rcvBuffered: 10,
+    peerMss: 1400, sndMss: 1388, sndWscale: 5, rcvWscale: 3, sackOk: true, tsOk: true, tsRecent: 80, draining: false, drained: false,
+  })
+  t.equal(s.tsLastSent, tcb.tsLastSent)
+  t.equal(s.rcvAdv, (s.rcvNxt + s.rcvWnd) >>> 0)
+})
+
+t.test('drain mode (Scout splice step 3): no ACK for new data, ACKs beyond SND.MAX accepted, retransmits until drained', async t => {
+  const { host, tcb } = tcbEstablished()
+  let drained = 0
+  tcb.events = { drained: () => drained++ }
+  tcb.write(bytes(3000))
+  t.equal(host.take().length, 2, 'two segments out (Nagle holds the 80-byte tail)')
+  tcb.startDrain()
+  t.ok(tcb.draining)
+  t.equal(tcb.write(bytes(10)), 0, 'no new writes while draining')
+  // New data from the peer is neither acknowledged nor delivered (FWD forwards it).
+  deliver(host, tcb, { seq: P, ack: S, payload: bytes(100) })
+  expectSent(t, host, [], 'no ACK')
+  t.equal(tcb.rcvNxt, P)
+  t.equal(tcb.readableLength, 0)
+  host.advance(1000)
+  expectSent(t, host, [{ flags: ACK, seq: S, len: MSS }], 'what is buffered is retransmitted')
+  // The peer ACKs our 3000 bytes and 500 the forwarder sent beyond them: accepted.
+  deliver(host, tcb, { seq: P, ack: S + 2 * MSS })
+  expectSent(t, host, [{ flags: ACK, seq: S + 2 * MSS, len: 80 }], 'the rest of the buffer goes out too')
+  t.equal(drained, 0)
+  deliver(host, tcb, { seq: P, ack: S + 3500 })
+  t.equal(drained, 1, 'drained once everything buffered was acknowledged')
+  t.ok(tcb.drained)
+  t.equal(tcb.snapshot().sndBuffered, 0)
+  host.advance(10000)
+  expectSent(t, host, [], 'timers stopped')
+})
+
+t.test('drain mode still rejects ACKs beyond one window past SND.MAX', async t => {
+  const { host, tcb } = tcbEstablished()
+  tcb.write(bytes(100))
+  host.take()
+  tcb.startDrain()
+  deliver(host, tcb, { seq: P, ack: S + 100 + 70000 })
+  t.equal(host.drops['ack-unsent'], 1)
+  t.notOk(tcb.drained)
+  expectSent(t, host, [], 'and no challenge ACK goes out while draining')
+})
+
+t.test('drain with nothing buffered is drained at once', async t => {
+  const { tcb } = tcbEstablished()
+  let drained = false
+  tcb.events = { drained: () => { drained = true } }
+  tcb.startDrain()
+  t.ok(drained && tcb.drained)
+})
+
+t.test('Tcb.established (unsplice): ESTABLISHED from seq/ack/windows/options, slow start from IW', async t => {
+  const host = new TestHost()
+  const tcb = Tcb.established(host, {
+    localPort: 8080, remotePort: 40001, sndNxt: 0xfffffff0, rcvNxt: 1234, sndWnd: 20000, rcvWnd: 30000,
+    peerMss: 1460, sndWscale: 2, rcvWscale: 3, sackOk: true, tsOk: true, tsRecent: 999, tsOffset: 5000,
+  })
+  t.equal(tcb.state, 'ESTABLISHED')
+  t.equal(tcb.cwnd, 10 * 1448)
+  t.equal(tcb.ssthresh, 0x7fffffff, 'slow start')
+  tcb.write(bytes(100))
+  expectSent(t, host, [{ flags: ACK, seq: 0xfffffff0, ack: 1234, len: 100, window: 262144 >> 3, ts: [5000, 999] }])
+  deliver(host, tcb, { srcPort: 40001, dstPort: 8080, seq: 1234, ack: (0xfffffff0 + 100) >>> 0, window: 100, options: { ts: [1000, 5000] } })
+  t.equal(tcb.sndUna, (0xfffffff0 + 100) >>> 0)
+  t.equal(tcb.sndWnd, 400, 'peer window scaled by 2')
+  const small = Tcb.established(new TestHost(), {
+    localPort: 1, remotePort: 2, sndNxt: 1, rcvNxt: 1, sndWnd: 1000, rcvWnd: 30000, peerMss: 536, sndWscale: -1, rcvWscale: 3, sackOk: false, tsOk: false,
+  }, { rcvBuf: 20000 })
+  t.equal(small.rcvWscale, 0, 'scaling needs both shifts')
+  t.equal(small.snapshot().rcvWnd, 30000, 'the window offered before is honoured even above the buffer')
+})
