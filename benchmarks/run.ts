@@ -13,9 +13,11 @@ import * as vegaLite from 'vega-lite'
 import { machine, resultsDir } from './lib/report.js'
 import type { ResultTable, Suite, SuiteResult } from './lib/suite.js'
 import { corePathSuite } from './suites/core-path.js'
+import { ipRouterSuite } from './ip-router.bench.js'
+import { tcpSuite } from './tcp.bench.js'
 
 /** Every suite, in report order. */
-export const SUITES: Suite[] = [corePathSuite]
+export const SUITES: Suite[] = [corePathSuite, ipRouterSuite, tcpSuite]
 
 /** Options of {@link runBenchmarks}. */
 export interface RunOptions {

@@ -350,9 +350,12 @@ export class Path {
     return warnings
   }
 
-  /** Appends a stage at end 1 (path building). */
+  /**
+   * Appends a stage at end 1. Unlike {@link Path.replace} this is allowed while a message
+   * is in flight: no existing stage moves, so a message on its way up simply finds the new
+   * stage (a proxy attaching itself when a connection is accepted relies on this).
+   */
   append(stage: Stage): void {
-    if (this.depth > 0) throw new SpliceStateError(`${this.name}: append() while a message is in flight`)
     this.link(stage)
     this.renumber()
     stage.attached?.(this)

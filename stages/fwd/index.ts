@@ -1,0 +1,14 @@
+/**
+ * FWD and IP/FWD: the stages of a spliced TCP connection.
+ *
+ * Read first: Scout TCP forwarder §III-C and §IV (papers/scout-*), IBM TCP Splice §3
+ * (papers/tcp-splice-application-layer-proxy.txt), RFC 1624 (incremental checksum),
+ * RFC 7323 (timestamps, window scale), RFC 2018 (SACK), RFC 5961 (blind injection).
+ * @module
+ */
+export { FwdDirection, FWD_DROP_REASONS, MIN_INJECTION_TOLERANCE, rewriteSegment, TsMode } from './rewrite.js'
+export type { FwdDirectionConfig, FwdDropReason, RewriteResult } from './rewrite.js'
+export { FwdStage } from './stage.js'
+export type { FwdConfig, FwdEnd, FwdState } from './stage.js'
+export { IpFwdStage } from './ipfwd.js'
+export type { IpFwdConfig } from './ipfwd.js'

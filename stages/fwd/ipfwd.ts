@@ -1,0 +1,98 @@
+/**
+ * IP/FWD: the merged stage of a spliced connection that bypasses IP reassembly (Scout
+ * §IV: IP/FWD, 24 µs against FWD's 39 µs). It sits directly above ETH on both sides.
+ * Consumes: IPv4 datagrams, protocol 6, unfragmented; `msg.off` at the IP header.
+ * Produces: the datagram for the other connection: IP addresses rewritten with the IP
+ *           checksum updated incrementally, TTL reset to 64 as a fresh header would be,
+ *           the TCP segment rewritten as by FWD, `msg.nextHop` set for ETH's ARP lookup.
+ * Drops:    FWD's reasons, plus 'fragment' (fragments need the FWD path, which reassembles),
+ *           'not-tcp', 'bad-ip-header'.
+ * @module
+ */
+import { get16, get32, set16, set32 } from '../../core/bytes.js'
+import { checksum, csumUpdate16, csumUpdate32 } from '../../core/checksum.js'
+import type { Msg } from '../../core/msg.js'
+import { Dir, type Dir as DirT } from '../../core/stage.js'
+import { FwdStage, type FwdConfig } from './stage.js'
+
+/** IP header fields used here. */
+const IP_LEN = 2
+const IP_FRAG = 6
+const IP_TTL = 8
+const IP_PROTO = 9
+const IP_CSUM = 10
+const IP_SRC = 12
+const IP_DST = 16
+/** TTL of the rewritten datagram: the proxy host originates it, like the IP stage would. */
+const OUT_TTL = 64
+
+/** Configuration of an {@link IpFwdStage}: FWD's, plus where each direction's datagrams go next. */
+export interface IpFwdConfig extends FwdConfig {
+  /** Next-hop address for A -> B datagrams (B's peer, or the gateway towards it). */
+  abNextHop: number
+  /** Next-hop address for B -> A datagrams. */
+  baNextHop: number
+}
+
+/** The merged IP + FWD stage. */
+export class IpFwdStage extends FwdStage {
+  private readonly abNextHop: number
+  private readonly baNextHop: number
+
+  /** Creates the stage. */
+  constructor(cfg: IpFwdConfig) {
+    super(cfg, 'IPFWD')
+    this.abNextHop = cfg.abNextHop >>> 0
+    this.baNextHop = cfg.baNextHop >>> 0
+  }
+
+  /** Rewrites and forwards one datagram. */
+  override deliver(msg: Msg, dir: DirT): void {
+    if (this.ended !== null) return this.drop(msg, 'closed')
+    const b = msg.buf
+    let ip = msg.off
+    if (msg.end - ip < 20 || b[ip]! >>> 4 !== 4) return this.drop(msg, 'bad-ip-header')
+    const ihl = (b[ip]! & 0xf) << 2
+    const total = get16(b, ip + IP_LEN)
+    if (ihl < 20 || total < ihl || ip + total > msg.end) return this.drop(msg, 'bad-ip-header')
+    if (b[ip + IP_PROTO] !== 6) return this.drop(msg, 'not-tcp')
+    // MF set or a non-zero offset: a fragment. Reassembly is what IP/FWD bypasses.
+    if ((get16(b, ip + IP_FRAG) & 0x3fff) !== 0) return this.drop(msg, 'fragment')
+    msg.end = ip + total // strip Ethernet padding
+    const srcIp = get32(b, ip + IP_SRC)
+    const dstIp = get32(b, ip + IP_DST)
+    const chop = this.rewrite(msg, dir, ip + ihl, srcIp, dstIp)
+    if (chop < 0) return
+    const forward = dir === Dir.Forward
+    const d = forward ? this.ab : this.ba
+    if (chop > 0) {
+      // The TCP header moved forward over chopped data; move the IP header after it.
+      b.copyWithin(ip + chop, ip, ip + ihl)
+      ip += chop
+      msg.off = ip
+      set16(b, ip + IP_LEN, total - chop)
+      b[ip + IP_TTL] = OUT_TTL
+      set32(b, ip + IP_SRC, d.outSrcIp)
+      set32(b, ip + IP_DST, d.outDstIp)
+      set16(b, ip + IP_CSUM, 0)
+      set16(b, ip + IP_CSUM, checksum(b, ip, ihl))
+    } else {
+      let c = get16(b, ip + IP_CSUM)
+      const ttlProto = get16(b, ip + IP_TTL)
+      const newTtlProto = (OUT_TTL << 8) | 6
+      c = csumUpdate16(c, ttlProto, newTtlProto)
+      c = csumUpdate32(c, srcIp, d.outSrcIp)
+      c = csumUpdate32(c, dstIp, d.outDstIp)
+      b[ip + IP_TTL] = OUT_TTL
+      set32(b, ip + IP_SRC, d.outSrcIp)
+      set32(b, ip + IP_DST, d.outDstIp)
+      set16(b, ip + IP_CSUM, c)
+    }
+    msg.l3 = ip
+    msg.l4 = ip + ihl
+    msg.nextHop = forward ? this.abNextHop : this.baNextHop
+    const endNow = this.track(msg, dir, ip + ihl)
+    this.send(msg, dir)
+    if (endNow !== null) this.end(endNow)
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The spliced-segment rewrite shared by FWD and IP/FWD (DESIGN §5, Scout §III-C, IBM TCP
+ * Splice §3): one direction of a spliced connection, A's segment made into B's.
+ *
+ * ```
+ *   out.srcPort = local port on B      out.dstPort = remote port on B
+ *   out.seq     = in.seq + seqOffset   (this direction)
+ *   out.ack     = in.ack - ackOffset   (= the other direction's seqOffset)
+ *   out.window  = (in.window << inShift) >> outShift, clamped to 0xffff
+ *   TSval       = in.TSval + tsvalOffset;  TSecr = in.TSecr - tsecrOffset  (or NOPs)
+ *   SACK blocks = block - ackOffset (or NOPs)
+ *   checksum    = RFC 1624 incremental update of every changed word, pseudo-header too
+ * ```
+ * All arithmetic is modulo 2^32. No allocation: the fields are numbers on a class whose
+ * shape never changes, and the segment is rewritten in place.
+ * @module
+ */
+import { get16, get32, set16, set32 } from '../../core/bytes.js'
+import { checksum, csumUpdate16, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
+import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
+import { TcpField, TcpFlag } from '../tcp/segment.js'
+
+/** How the Timestamps option is carried across the splice. */
+export const TsMode = {
+  /** Neither connection uses timestamps: nothing to do. */
+  None: 0,
+  /** Both use them: TSval and TSecr are shifted by per-direction offsets. */
+  Map: 1,
+  /** Only one side uses them: the option is overwritten with NOPs. */
+  Nop: 2,
+} as const
+/** One of {@link TsMode}. */
+export type TsMode = (typeof TsMode)[keyof typeof TsMode]
+
+/** Why a rewrite refused a segment. 0 means it was rewritten. */
+export const FWD_DROP_REASONS = ['syn-on-spliced', 'blind-injection', 'truncated', 'below-splice-base'] as const
+/** One of {@link FWD_DROP_REASONS}. */
+export type FwdDropReason = (typeof FWD_DROP_REASONS)[number]
+
+/** Configuration of one direction of a splice (from connection X's peer to connection Y's peer). */
+export interface FwdDirectionConfig {
+  /** Our address on the outgoing connection (source of the rewritten segment). */
+  outSrcIp: number
+  /** The outgoing connection's peer address. */
+  outDstIp: number
+  /** Our port on the outgoing connection. */
+  outSrcPort: number
+  /** The outgoing connection's peer port. */
+  outDstPort: number
+  /** Added to every incoming seq: `snd_nxt(Y) - rcv_nxt(X)` once drained (mod 2^32). */
+  seqOffset: number
+  /** Subtracted from every incoming ack: the other direction's `seqOffset`. */
+  ackOffset: number
+  /** The incoming peer's window shift (what it announced in its SYN; 0 if no scaling). */
+  inShift: number
+  /** The shift the outgoing peer applies to our window (what we announced to it). */
+  outShift: number
+  /** Timestamp handling. */
+  tsMode: TsMode
+  /** Added to TSval: `lastSentTS(Y) - lastRecvTS(X)`. */
+  tsvalOffset: number
+  /** Subtracted from TSecr: the other direction's `tsvalOffset`. */
+  tsecrOffset: number
+  /** True when both connections negotiated SACK (blocks are mapped); else they are NOP-ed. */
+  sack: boolean
+  /** Splice base point in the incoming sequence space: data below it was consumed by the proxy and is chopped. */
+  base: number
+  /** Highest incoming sequence seen (seq + len), in the incoming space: the blind-injection reference. */
+  highSeq: number
+  /** Incoming peer's last window in bytes. */
+  window: number
+}
+
+/** Smallest tolerance for the blind-injection check (a segment this far outside the windows is refused). */
+export const MIN_INJECTION_TOLERANCE = 128 * 1024
+
+/** One direction's live splice state. Field order is fixed so V8 keeps one hidden class. */
+export class FwdDirection {
+  /** See {@link FwdDirectionConfig.outSrcIp}. */
+  outSrcIp: number
+  /** See {@link FwdDirectionConfig.outDstIp}. */
+  outDstIp: number
+  /** See {@link FwdDirectionConfig.outSrcPort}. */
+  outSrcPort: number
+  /** See {@link FwdDirectionConfig.outDstPort}. */
+  outDstPort: number
+  /** See {@link FwdDirectionConfig.seqOffset}. */
+  seqOffset: number
+  /** See {@link FwdDirectionConfig.ackOffset}. */
+  ackOffset: number
+  /** See {@link FwdDirectionConfig.inShift}. */
+  inShift: number
+  /** See {@link FwdDirectionConfig.outShift}. */
+  outShift: number
+  /** See {@link FwdDirectionConfig.tsMode}. */
+  tsMode: TsMode
+  /** See {@link FwdDirectionConfig.tsvalOffset}. */
+  tsvalOffset: number
+  /** See {@link FwdDirectionConfig.tsecrOffset}. */
+  tsecrOffset: number
+  /** See {@link FwdDirectionConfig.sack}. */
+  sack: boolean
+  /** See {@link FwdDirectionConfig.base}. */
+  base: number
+  /** Highest incoming seq + len seen (incoming space). */
+  highSeq: number
+  /** Last ack seen (incoming space), for unsplicing. */
+  lastAck = 0
+  /** Incoming peer's last window in bytes. */
+  window: number
+  /** Largest window seen, for the blind-injection tolerance. */
+  maxWindow: number
+  /** Sequence number of the FIN received from the incoming peer, when one was. */
+  finSeq = 0
+  /** True once the incoming peer sent FIN. */
+  finSeen = false
+  /** Segments rewritten. */
+  segments = 0
+  /** Payload bytes forwarded. */
+  bytes = 0
+  /** Bytes chopped below the splice base. */
+  chopped = 0
+
+  /** Creates a direction from its configuration. */
+  constructor(c: FwdDirectionConfig) {
+    this.outSrcIp = c.outSrcIp >>> 0
+    this.outDstIp = c.outDstIp >>> 0
+    this.outSrcPort = c.outSrcPort
+    this.outDstPort = c.outDstPort
+    this.seqOffset = c.seqOffset >>> 0
+    this.ackOffset = c.ackOffset >>> 0
+    this.inShift = Math.min(14, c.inShift)
+    this.outShift = Math.min(14, c.outShift)
+    this.tsMode = c.tsMode
+    this.tsvalOffset = c.tsvalOffset >>> 0
+    this.tsecrOffset = c.tsecrOffset >>> 0
+    this.sack = c.sack
+    this.base = c.base >>> 0
+    this.highSeq = c.highSeq >>> 0
+    this.window = c.window
+    this.maxWindow = c.window
+  }
+}
+
+/** Result of {@link rewriteSegment}: the payload bytes chopped from the front (when >= 0) or a drop reason. */
+export type RewriteResult = number | FwdDropReason
+
+/**
+ * Rewrites the TCP segment at `buf[tcp..end)` in place for the outgoing connection.
+ * `srcIp`/`dstIp` are the incoming datagram's addresses (for the pseudo-header change).
+ * Chopping below the splice base moves the header forward: the caller must then start the
+ * segment at `tcp + result`. Returns a drop reason instead when the segment must not pass.
+ */
+export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp: number, dstIp: number, d: FwdDirection, other: FwdDirection): RewriteResult {
+  if (end - tcp < 20) return 'truncated'
+  const hlen = (buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2
+  if (hlen < 20 || tcp + hlen > end) return 'truncated'
+  const flags = buf[tcp + TcpField.FLAGS]!
+  // DESIGN §5: a SYN on a spliced connection is never forwarded (no new connection can
+  // be opened through a splice, and a SYN in the middle of one is an attack or a bug).
+  if ((flags & TcpFlag.SYN) !== 0) return 'syn-on-spliced'
+  const seq = get32(buf, tcp + TcpField.SEQ)
+  const ack = get32(buf, tcp + TcpField.ACK)
+  let payload = end - tcp - hlen
+  // Blind injection (RFC 5961 spirit, DESIGN §5): seq must be near what the peer has sent,
+  // ack near what we have sent it; anything far outside both windows is refused.
+  const tol = Math.max(MIN_INJECTION_TOLERANCE, 2 * d.maxWindow, 2 * other.maxWindow)
+  const ahead = seqDiff(seq, d.highSeq)
+  if (ahead > tol || -ahead > tol) return 'blind-injection'
+  if ((flags & TcpFlag.ACK) !== 0) {
+    // The ack is in the other direction's outgoing space: compare with what was sent.
+    const sentHigh = seqAdd(other.highSeq, other.seqOffset)
+    const ackAhead = seqDiff(ack, sentHigh)
+    if (ackAhead > tol || -ackAhead > tol) return 'blind-injection'
+  }
+  let chop = 0
+  let full = false
+  if (payload > 0 && seqLt(seq, d.base)) {
+    // Data below the base point is a retransmission the proxy already consumed.
+    chop = Math.min(payload, seqDiff(d.base, seq))
+    if (chop === payload && (flags & (TcpFlag.FIN | TcpFlag.RST)) === 0 && (flags & TcpFlag.ACK) === 0) return 'below-splice-base'
+    if (chop > 0) {
+      // Move the header forward over the chopped bytes; the checksum is recomputed below.
+      buf.copyWithin(tcp + chop, tcp, tcp + hlen)
+      tcp += chop
+      set32(buf, tcp + TcpField.SEQ, seqAdd(seq, chop))
+      payload -= chop
+      d.chopped += chop
+      full = true
+    }
+  }
+  const inSeq = get32(buf, tcp + TcpField.SEQ)
+  const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
+  if (seqGt(segEnd, d.highSeq)) d.highSeq = segEnd
+  if ((flags & TcpFlag.FIN) !== 0 && !d.finSeen) {
+    d.finSeen = true
+    d.finSeq = seqAdd(inSeq, payload)
+  }
+  d.lastAck = ack
+  d.segments++
+  d.bytes += payload
+
+  let c = get16(buf, tcp + TcpField.CHECKSUM)
+  // Pseudo-header: the addresses change from (X peer, us on X) to (us on Y, Y peer).
+  if (!full) {
+    c = csumUpdate32(c, srcIp, d.outSrcIp)
+    c = csumUpdate32(c, dstIp, d.outDstIp)
+  }
+  const oldSport = get16(buf, tcp)
+  const oldDport = get16(buf, tcp + 2)
+  set16(buf, tcp, d.outSrcPort)
+  set16(buf, tcp + 2, d.outDstPort)
+  const outSeq = seqAdd(inSeq, d.seqOffset)
+  set32(buf, tcp + TcpField.SEQ, outSeq)
+  const outAck = (ack - d.ackOffset) >>> 0
+  set32(buf, tcp + TcpField.ACK, outAck)
+  const win = get16(buf, tcp + TcpField.WINDOW)
+  const winBytes = win * (1 << d.inShift)
+  d.window = winBytes
+  if (winBytes > d.maxWindow) d.maxWindow = winBytes
+  let outWin = Math.floor(winBytes / (1 << d.outShift))
+  if (outWin > 0xffff) outWin = 0xffff
+  set16(buf, tcp + TcpField.WINDOW, outWin)
+  if (!full) {
+    c = csumUpdate16(c, oldSport, d.outSrcPort)
+    c = csumUpdate16(c, oldDport, d.outDstPort)
+    c = csumUpdate32(c, seq, outSeq)
+    c = csumUpdate32(c, ack, outAck)
+    c = csumUpdate16(c, win, outWin)
+  }
+  if (hlen > 20) {
+    const r = rewriteOptions(buf, tcp, hlen, d, c, full)
+    if (r < 0) full = true
+    else c = r
+  }
+  if (full) {
+    set16(buf, tcp + TcpField.CHECKSUM, 0)
+    const len = hlen + payload
+    c = checksum(buf, tcp, len, pseudoHeaderSum(d.outSrcIp, d.outDstIp, 6, len))
+  }
+  set16(buf, tcp + TcpField.CHECKSUM, c)
+  return chop
+}
+
+/** Replaces `n` bytes at `at` with NOPs; returns the updated checksum (or -1 if the region is not 16-bit aligned). */
+function nopOut(buf: Uint8Array, tcp: number, at: number, n: number, c: number, full: boolean): number {
+  const aligned = ((at - tcp) & 1) === 0 && (n & 1) === 0
+  const oldSum = aligned && !full ? fold(sumBytes(buf, at, n)) : 0
+  buf.fill(1, at, at + n)
+  if (!aligned || full) return -1
+  const newSum = fold(sumBytes(buf, at, n))
+  return ~fold((~c & 0xffff) + (~oldSum & 0xffff) + newSum) & 0xffff
+}
+
+/**
+ * Maps the Timestamps and SACK options; returns the updated checksum, or -1 when a full
+ * recompute is needed (a field at an odd offset, or the checksum is recomputed anyway).
+ */
+function rewriteOptions(buf: Uint8Array, tcp: number, hlen: number, d: FwdDirection, c: number, full: boolean): number {
+  let i = tcp + 20
+  const end = tcp + hlen
+  let needFull = full
+  while (i < end) {
+    const kind = buf[i]!
+    if (kind === 0) break
+    if (kind === 1) {
+      i++
+      continue
+    }
+    if (i + 1 >= end) break
+    const len = buf[i + 1]!
+    if (len < 2 || i + len > end) break // malformed: leave the rest untouched
+    if (kind === 8 && len === 10) {
+      if (d.tsMode === TsMode.Nop) {
+        const r = nopOut(buf, tcp, i, 10, c, needFull)
+        if (r < 0) needFull = true
+        else c = r
+      } else if (d.tsMode === TsMode.Map) {
+        const val = get32(buf, i + 2)
+        const ecr = get32(buf, i + 6)
+        const nval = (val + d.tsvalOffset) >>> 0
+        const necr = ecr === 0 ? 0 : (ecr - d.tsecrOffset) >>> 0
+        set32(buf, i + 2, nval)
+        set32(buf, i + 6, necr)
+        if (((i + 2 - tcp) & 1) === 0) {
+          c = csumUpdate32(c, val, nval)
+          c = csumUpdate32(c, ecr, necr)
+        } else needFull = true
+      }
+    } else if (kind === 5 && len >= 10 && (len - 2) % 8 === 0) {
+      if (!d.sack) {
+        const r = nopOut(buf, tcp, i, len, c, needFull)
+        if (r < 0) needFull = true
+        else c = r
+      } else {
+        // SACK blocks acknowledge the other direction's data: map them like the ack.
+        const aligned = ((i + 2 - tcp) & 1) === 0
+        for (let b = i + 2; b < i + len; b += 4) {
+          const v = get32(buf, b)
+          const nv = (v - d.ackOffset) >>> 0
+          set32(buf, b, nv)
+          if (aligned) c = csumUpdate32(c, v, nv)
+        }
+        if (!aligned) needFull = true
+      }
+    }
+    i += len
+  }
+  return needFull ? -1 : c
+}

@@ -1,0 +1,173 @@
+/**
+ * FWD: forwards one spliced TCP connection without a TCB (Scout §III-C final FWD).
+ * Consumes: TCP segments of connection A (forward) or B (backward); `msg.off` at the TCP
+ *           header, `msg.l3` at the IPv4 header (the IP stage below popped it).
+ * Produces: the segment for the other connection: ports, seq/ack, SACK, TS and window
+ *           rewritten, checksum updated incrementally (RFC 1624) incl. the pseudo-header;
+ *           the IP stage on the other side pushes a fresh IP header. No allocation.
+ * Drops:    'syn-on-spliced' | 'blind-injection' | 'truncated' | 'below-splice-base' | 'closed' | 'no-l3'
+ * State:    per direction: seq/ack/TS offsets, window shifts, highest seq, last ack and
+ *           window (for unsplicing), FIN seen; a simplified state machine (FIN each way, RST).
+ * Inspect:  stats(), state(); an idle timer ends the splice after `idleMs` of silence.
+ * @module
+ */
+import { get32 } from '../../core/bytes.js'
+import type { Msg } from '../../core/msg.js'
+import type { Scheduler } from '../../core/scheduler.js'
+import { seqAdd, seqGe } from '../../core/seq.js'
+import { Dir, Stage, type Dir as DirT } from '../../core/stage.js'
+import type { Timer } from '../../core/timers.js'
+import { TcpField, TcpFlag } from '../tcp/segment.js'
+import { FwdDirection, rewriteSegment, type FwdDirectionConfig } from './rewrite.js'
+
+/** Why a splice ended. */
+export type FwdEnd = 'fin' | 'rst' | 'idle'
+
+/** Configuration of a {@link FwdStage}. */
+export interface FwdConfig {
+  /** A -> B: segments travelling forward along the path. */
+  ab: FwdDirectionConfig
+  /** B -> A: segments travelling backward. */
+  ba: FwdDirectionConfig
+  /** End the splice after this long without a segment (default: never). */
+  idleMs?: number
+  /** Needed for the idle timer. */
+  scheduler?: Scheduler
+  /** Called once when the splice ends (both FINs acked, a RST, or idle). */
+  onEnd?: (why: FwdEnd) => void
+}
+
+/** A snapshot of a splice's state, enough to unsplice (rebuild two TCBs). */
+export interface FwdState {
+  /** Highest seq + len seen from A (A's space), last ack from A, A's window in bytes. */
+  ab: { highSeq: number; lastAck: number; window: number; finSeen: boolean; segments: number; bytes: number; chopped: number }
+  /** The same from B. */
+  ba: { highSeq: number; lastAck: number; window: number; finSeen: boolean; segments: number; bytes: number; chopped: number }
+  /** True once the splice ended. */
+  ended: boolean
+}
+
+function snap(d: FwdDirection): FwdState['ab'] {
+  return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped }
+}
+
+/** The final FWD stage of a spliced connection. */
+export class FwdStage extends Stage {
+  /** A -> B state. */
+  readonly ab: FwdDirection
+  /** B -> A state. */
+  readonly ba: FwdDirection
+  /** Set once the splice ended; later segments are dropped as 'closed'. */
+  ended: FwdEnd | null = null
+  private abFinAcked = false
+  private baFinAcked = false
+  /** @internal */
+  protected lastActivity = 0
+  private readonly idleMs: number
+  /** @internal */
+  protected readonly idleTimer: Timer | null
+  /** @internal */
+  protected readonly scheduler: Scheduler | null
+  private readonly onEnd: ((why: FwdEnd) => void) | null
+
+  /** Creates the stage from per-direction configurations. */
+  constructor(cfg: FwdConfig, kind = 'FWD') {
+    super(kind, Dir.Forward)
+    this.ab = new FwdDirection(cfg.ab)
+    this.ba = new FwdDirection(cfg.ba)
+    this.idleMs = cfg.idleMs ?? 0
+    this.scheduler = cfg.scheduler ?? null
+    this.onEnd = cfg.onEnd ?? null
+    this.idleTimer = this.idleMs > 0 && this.scheduler !== null ? this.scheduler.timer(now => this.checkIdle(now)) : null
+    if (this.idleTimer !== null) {
+      this.lastActivity = this.scheduler!.now()
+      this.idleTimer.set(this.idleMs)
+    }
+  }
+
+  /** Rewrites and forwards one segment. */
+  deliver(msg: Msg, dir: DirT): void {
+    if (this.ended !== null) return this.drop(msg, 'closed')
+    if (msg.l3 < 0) return this.drop(msg, 'no-l3')
+    const buf = msg.buf
+    const chop = this.rewrite(msg, dir, msg.off, get32(buf, msg.l3 + 12), get32(buf, msg.l3 + 16))
+    if (chop < 0) return
+    msg.off += chop
+    msg.l4 = msg.off
+    const endNow = this.track(msg, dir, msg.off)
+    this.send(msg, dir)
+    if (endNow !== null) this.end(endNow)
+  }
+
+  /**
+   * Rewrites the segment at `tcp` for the other connection. Returns the bytes chopped from
+   * the front (>= 0), or -1 after dropping the message.
+   */
+  protected rewrite(msg: Msg, dir: DirT, tcp: number, srcIp: number, dstIp: number): number {
+    const forward = dir === Dir.Forward
+    const r = rewriteSegment(msg.buf, tcp, msg.end, srcIp, dstIp, forward ? this.ab : this.ba, forward ? this.ba : this.ab)
+    if (typeof r === 'string') {
+      this.drop(msg, r)
+      return -1
+    }
+    if (this.idleTimer !== null) this.lastActivity = msg.rxTime > 0 ? msg.rxTime : this.scheduler!.now()
+    return r
+  }
+
+  /**
+   * The simplified state machine, on a rewritten segment at `tcp`: a RST ends the splice
+   * once forwarded; so does the ACK of the second FIN. Returns why it ends now, or null.
+   */
+  protected track(msg: Msg, dir: DirT, tcp: number): FwdEnd | null {
+    const buf = msg.buf
+    const flags = buf[tcp + TcpField.FLAGS]!
+    if ((flags & TcpFlag.RST) !== 0) return 'rst'
+    const forward = dir === Dir.Forward
+    const other = forward ? this.ba : this.ab
+    if ((flags & TcpFlag.ACK) !== 0 && other.finSeen) {
+      // After the rewrite the ack is in the other direction's incoming space.
+      if (seqGe(get32(buf, tcp + TcpField.ACK), seqAdd(other.finSeq, 1))) {
+        if (forward) this.baFinAcked = true
+        else this.abFinAcked = true
+      }
+    }
+    return this.abFinAcked && this.baFinAcked ? 'fin' : null
+  }
+
+  /** Ends the splice (idempotent): stops the idle timer and tells the owner. */
+  end(why: FwdEnd): void {
+    if (this.ended !== null) return
+    this.ended = why
+    this.idleTimer?.cancel()
+    this.onEnd?.(why)
+  }
+
+  /** The state needed to unsplice. */
+  state(): FwdState {
+    return { ab: snap(this.ab), ba: snap(this.ba), ended: this.ended !== null }
+  }
+
+  /** Counters for stats(). */
+  override extraStats(): Record<string, number | string | boolean> {
+    return {
+      segmentsAB: this.ab.segments,
+      segmentsBA: this.ba.segments,
+      bytesAB: this.ab.bytes,
+      bytesBA: this.ba.bytes,
+      chopped: this.ab.chopped + this.ba.chopped,
+      ended: this.ended ?? false,
+    }
+  }
+
+  /** Detaching from the path stops the idle timer. */
+  override detached(): void {
+    this.idleTimer?.cancel()
+  }
+
+  private checkIdle(now: number): void {
+    if (this.ended !== null) return
+    const quiet = now - this.lastActivity
+    if (quiet >= this.idleMs) this.end('idle')
+    else this.idleTimer!.set(this.idleMs - quiet)
+  }
+}
