@@ -9,6 +9,6 @@
 export { FwdDirection, FWD_DROP_REASONS, MIN_INJECTION_TOLERANCE, rewriteSegment, TsMode } from './rewrite.js'
 export type { FwdDirectionConfig, FwdDropReason, RewriteResult } from './rewrite.js'
 export { FwdStage } from './stage.js'
-export type { FwdConfig, FwdEnd, FwdState } from './stage.js'
+export type { FwdConfig, FwdDirectionState, FwdEnd, FwdState } from './stage.js'
 export { IpFwdStage } from './ipfwd.js'
 export type { IpFwdConfig } from './ipfwd.js'

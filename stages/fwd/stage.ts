@@ -37,17 +37,35 @@ export interface FwdConfig {
   onEnd?: (why: FwdEnd) => void
 }
 
+/** One direction of a {@link FwdState}, in that direction's incoming sequence space. */
+export interface FwdDirectionState {
+  /** Highest seq + len seen. */
+  highSeq: number
+  /** Last ack seen. */
+  lastAck: number
+  /** The incoming peer's last window in bytes. */
+  window: number
+  /** True once the incoming peer sent FIN. */
+  finSeen: boolean
+  /** Segments rewritten. */
+  segments: number
+  /** Payload bytes forwarded. */
+  bytes: number
+  /** Bytes chopped below the splice base. */
+  chopped: number
+}
+
 /** A snapshot of a splice's state, enough to unsplice (rebuild two TCBs). */
 export interface FwdState {
-  /** Highest seq + len seen from A (A's space), last ack from A, A's window in bytes. */
-  ab: { highSeq: number; lastAck: number; window: number; finSeen: boolean; segments: number; bytes: number; chopped: number }
-  /** The same from B. */
-  ba: { highSeq: number; lastAck: number; window: number; finSeen: boolean; segments: number; bytes: number; chopped: number }
+  /** From A. */
+  ab: FwdDirectionState
+  /** From B. */
+  ba: FwdDirectionState
   /** True once the splice ended. */
   ended: boolean
 }
 
-function snap(d: FwdDirection): FwdState['ab'] {
+function snap(d: FwdDirection): FwdDirectionState {
   return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped }
 }
 
