@@ -11,14 +11,10 @@
  * MAC back (a few byte writes, measured separately as "restore only" and subtracted in
  * the "net" column). Scout (Table II) reports 22.4 µs per packet for its IP router.
  *
- * Run alone: `node --import @tapjs/typescript/... benchmarks/ip-router.bench.ts [--quick]`
- * (or through `npm run bench` once registered in `benchmarks/run.ts`). Writes
- * `benchmarks/results/ip-router.json` and `benchmarks/results/ip-router.md`.
+ * Run: `npm run bench -- --only ip-router [--quick]` (the shared runner writes the JSON,
+ * RESULTS.md and charts under `benchmarks/results/<date>/`).
  * @module
  */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseIPv4 } from '../core/bytes.js'
 import { ManualClock } from '../core/clock.js'
 import { framePool, type Msg } from '../core/msg.js'
@@ -28,7 +24,7 @@ import { MemoryWire } from '../drivers/memory/wire.js'
 import { IpRouter } from '../paths/ip-router.js'
 import { emitEth } from '../stages/eth/header.js'
 import { emitIpv4 } from '../stages/ip/header.js'
-import { machine, resultsDir, timeOps, writeResults, type BenchFigure } from './lib/report.js'
+import { timeOps, type BenchFigure } from './lib/report.js'
 import type { Suite, SuiteContext } from './lib/suite.js'
 
 const BATCH = 64
@@ -167,29 +163,3 @@ export const ipRouterSuite: Suite = {
     }
   },
 }
-
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick')
-  const result = await ipRouterSuite.run({ quick, progress: (f, l) => process.stderr.write(`\r${l.padEnd(30)} ${Math.round(f * 100)}%`) })
-  process.stderr.write('\n')
-  const file = writeResults('ip-router', result.data)
-  const m = machine()
-  const t = result.tables[0]!
-  const md = [
-    `# IP router path`,
-    '',
-    `${new Date().toISOString().slice(0, 10)}, ${quick ? 'quick' : 'full'} mode, ${m.cpu} (${m.cores} cores), Node ${m.node}, Linux ${m.kernel}.`,
-    '',
-    `| ${t.columns.join(' | ')} |`,
-    `|---|${t.columns.slice(1).map(() => '---:').join('|')}|`,
-    ...t.rows.map(r => `| ${r.map(v => (typeof v === 'number' ? (v >= 100 ? v.toFixed(0) : v.toFixed(2)) : v)).join(' | ')} |`),
-    '',
-    ...(t.notes ?? []).map(n => `- ${n}`),
-    '',
-  ].join('\n')
-  writeFileSync(join(resultsDir(), 'ip-router.md'), md)
-  process.stdout.write(md)
-  process.stdout.write(`\nwrote ${file}\n`)
-}
-
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main()

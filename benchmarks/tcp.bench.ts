@@ -12,13 +12,10 @@
  * per round; 1460-byte segments: an ACK every second segment). Scout (Table II) reports
  * 68.5 / 101.1 µs per 1-byte / 1460-byte segment for its 2-path proxy on 1999 hardware.
  *
- * Run: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs benchmarks/tcp.bench.ts [--quick]`.
- * Writes `benchmarks/results/tcp.json` and `benchmarks/results/tcp.md`.
+ * Run: `npm run bench -- --only tcp [--quick]` (the shared runner writes the JSON,
+ * RESULTS.md and charts under `benchmarks/results/<date>/`).
  * @module
  */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseIPv4 } from '../core/bytes.js'
 import { ManualClock } from '../core/clock.js'
 import type { Msg } from '../core/msg.js'
@@ -28,7 +25,7 @@ import { MemoryWire } from '../drivers/memory/wire.js'
 import { Host } from '../paths/host.js'
 import { TcpModule, type TcpConnection } from '../stages/tcp/module.js'
 import { Tcb, type TcbHost } from '../stages/tcp/tcb.js'
-import { machine, resultsDir, timeOps, writeResults, type BenchFigure } from './lib/report.js'
+import { timeOps, type BenchFigure } from './lib/report.js'
 import type { Suite, SuiteContext } from './lib/suite.js'
 
 const SEGS = 64
@@ -178,33 +175,3 @@ export const tcpSuite: Suite = {
     }
   },
 }
-
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick')
-  const result = await tcpSuite.run({ quick, progress: (f, l) => process.stderr.write(`\r${l.padEnd(30)} ${Math.round(f * 100)}%`) })
-  process.stderr.write('\n')
-  const file = writeResults('tcp', result.data)
-  const m = machine()
-  const t = result.tables[0]!
-  const md = [
-    '# TCP: two of our TCPs',
-    '',
-    `${new Date().toISOString().slice(0, 10)}, ${quick ? 'quick' : 'full'} mode, ${m.cpu} (${m.cores} cores), Node ${m.node}, Linux ${m.kernel}.`,
-    '',
-    `**${t.title}**`,
-    '',
-    `| ${t.columns.join(' | ')} |`,
-    `|---|${t.columns.slice(1).map(() => '---:').join('|')}|`,
-    ...t.rows.map(r => `| ${r.map(v => (typeof v === 'number' ? (v >= 100 ? v.toFixed(0) : v.toFixed(2)) : v)).join(' | ')} |`),
-    '',
-    ...(t.notes ?? []).map(n => `- ${n}`),
-    '',
-    'Command: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs benchmarks/tcp.bench.ts`',
-    '',
-  ].join('\n')
-  writeFileSync(join(resultsDir(), 'tcp.md'), md)
-  process.stdout.write(md)
-  process.stdout.write(`\nwrote ${file}\n`)
-}
-
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main()
