@@ -11,6 +11,7 @@ import { Scheduler } from '../../core/scheduler.js'
 import { TapDevice, Netns, netAdminUnavailable, haveTool } from '../../drivers/tap/index.js'
 import { Host } from '../../paths/host.js'
 import { IpRouter } from '../../paths/ip-router.js'
+import { digestClient, digestServer } from '../helpers/kernel-transfer.js'
 
 const unavailable = netAdminUnavailable() ?? (haveTool('ping') ? null : 'ping (iputils-ping) is not installed')
 if (unavailable !== null) {
@@ -54,39 +55,8 @@ function kernelPingsHost(): void {
   })
 }
 
-// Receiver: accepts one connection, hashes everything, answers with the hex digest.
-const SERVER = `
-const net = require('node:net'), crypto = require('node:crypto');
-const srv = net.createServer(s => {
-  const h = crypto.createHash('sha256'); let n = 0;
-  s.on('data', d => { h.update(d); n += d.length });
-  s.on('end', () => { s.end(JSON.stringify({ bytes: n, digest: h.digest('hex') })); srv.close() });
-});
-srv.listen(5001, process.argv[1], () => console.log('listening'));
-setTimeout(() => process.exit(3), 30000).unref();`
-
-// Sender: deterministic pseudo-random bytes, prints its digest and the server's answer.
-const CLIENT = `
-const net = require('node:net'), crypto = require('node:crypto');
-const total = Number(process.argv[2]); const chunk = Buffer.alloc(1 << 16);
-let x = 0x9e3779b9;
-const h = crypto.createHash('sha256'); let sent = 0;
-const s = net.connect(5001, process.argv[1], () => {
-  const pump = () => {
-    while (sent < total) {
-      for (let i = 0; i < chunk.length; i += 4) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; chunk.writeInt32LE(x | 0, i) }
-      const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
-      h.update(part); sent += part.length;
-      if (!s.write(part)) return s.once('drain', pump);
-    }
-    s.end();
-  };
-  pump();
-});
-let reply = '';
-s.on('data', d => (reply += d));
-s.on('end', () => console.log(JSON.stringify({ sent, digest: h.digest('hex'), server: JSON.parse(reply) })));
-setTimeout(() => process.exit(3), 30000).unref();`
+const SERVER = digestServer(30000)
+const CLIENT = digestClient(30000, 0x9e3779b9)
 
 function routerBetweenNamespaces(tso: boolean): void {
   t.test(`namespace A reaches namespace B through our IP router path (${tso ? 'VNET_HDR + TSO: GSO super-frames forwarded whole' : 'no offloads'})`, async t => {
