@@ -172,9 +172,22 @@ export class Interface implements IpLink {
   }
 }
 
+/** Options of {@link Host.netStages}. */
+export interface NetStagesOptions {
+  /** Set DF on outgoing datagrams. */
+  df?: boolean
+  /** TTL of outgoing datagrams. */
+  ttl?: number
+  /**
+   * Direction that is up the stack (default Forward: the stages sit next to end 0). With
+   * Backward they sit next to end 1, as the server side of a 1-path or spliced path does.
+   */
+  up?: Dir
+}
+
 /** What {@link Host.netStages} returns. */
 export interface NetStages {
-  /** `[EthStage, IpStage]`, in path order: end 0 faces the device, up = Forward. */
+  /** In path order: `[EthStage, IpStage]` (up = Forward, end 0 faces the device) or `[IpStage, EthStage]` (up = Backward). */
   stages: Stage[]
   /** The ETH stage. */
   eth: EthStage
@@ -326,22 +339,23 @@ export class Host {
    * The network stages for a connection to `remote` over `protocol`: `[ETH, IP]` for the
    * interface the route goes out of. Throws {@link ConfigError} when there is no route.
    */
-  netStages(remote: number | string, protocol: number, opts: { df?: boolean; ttl?: number } = {}): NetStages {
+  netStages(remote: number | string, protocol: number, opts: NetStagesOptions = {}): NetStages {
     const dst = typeof remote === 'string' ? parseIPv4(remote) : remote >>> 0
     const r = this.routes.lookup(dst)
     if (r === undefined) throw new ConfigError(`${this.name}: no route to ${formatIPv4(dst)}; add one with host.addRoute('0.0.0.0/0', { via })`)
     const iface = r.iface
-    const eth = new EthStage({ mac: iface.mac, arp: iface.arp, up: Dir.Forward })
+    const up = opts.up ?? Dir.Forward
+    const eth = new EthStage({ mac: iface.mac, arp: iface.arp, up })
     const ip = new IpStage<Interface>({
-      link: iface, routes: this.routes, protocol, remote: dst,
+      link: iface, routes: this.routes, protocol, remote: dst, up,
       ...(opts.df !== undefined ? { df: opts.df } : {}), ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}),
     })
-    return { stages: [eth, ip], eth, ip, localIp: iface.address, iface }
+    return { stages: up === Dir.Forward ? [eth, ip] : [ip, eth], eth, ip, localIp: iface.address, iface }
   }
 
-  /** Connects end 0 of `path` to `iface`'s device and adopts it into the scheduler. */
-  attach(path: Path, iface: Interface): Path {
-    path.connect(0, iface.device)
+  /** Connects end `end` (default 0) of `path` to `iface`'s device and adopts it into the scheduler. */
+  attach(path: Path, iface: Interface, end: 0 | 1 = 0): Path {
+    path.connect(end, iface.device)
     this.scheduler.adopt(path)
     this.attached.add(path)
     return path

@@ -4,6 +4,6 @@
  * @module
  */
 export { Host, Interface } from './host.js'
-export type { HostOptions, InterfaceOptions, NetStages, PingOptions, PingResult } from './host.js'
+export type { HostOptions, InterfaceOptions, NetStages, NetStagesOptions, PingOptions, PingResult } from './host.js'
 export { IpRouter, createIpRouter } from './ip-router.js'
 export type { IpRouterOptions, RouterSide, RouteSpec } from './ip-router.js'

@@ -91,8 +91,6 @@ export class IpFwdStage extends FwdStage {
     msg.l3 = ip
     msg.l4 = ip + ihl
     msg.nextHop = forward ? this.abNextHop : this.baNextHop
-    const endNow = this.track(msg, dir, ip + ihl)
-    this.send(msg, dir)
-    if (endNow !== null) this.end(endNow)
+    this.forward(msg, dir, ip + ihl)
   }
 }

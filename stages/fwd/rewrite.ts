@@ -69,6 +69,12 @@ export interface FwdDirectionConfig {
   highSeq: number
   /** Incoming peer's last window in bytes. */
   window: number
+  /** Incoming peer's last ack (its own space) at the splice: the TCB's SND.UNA towards it. */
+  lastAck?: number
+  /** Incoming peer's last TSval at the splice (TS.Recent), for unsplicing. */
+  tsLastIn?: number
+  /** Sequence number of the FIN the incoming peer sent before the splice, if it did (a half-closed stream). */
+  finSeq?: number
 }
 
 /** Smallest tolerance for the blind-injection check (a segment this far outside the windows is refused). */
@@ -104,8 +110,10 @@ export class FwdDirection {
   base: number
   /** Highest incoming seq + len seen (incoming space). */
   highSeq: number
-  /** Last ack seen (incoming space), for unsplicing. */
-  lastAck = 0
+  /** Last ack seen from the incoming peer (in its own space: the outgoing space of the other direction), for unsplicing. */
+  lastAck: number
+  /** Last TSval seen from the incoming peer, for unsplicing. */
+  tsLastIn: number
   /** Incoming peer's last window in bytes. */
   window: number
   /** Largest window seen, for the blind-injection tolerance. */
@@ -139,6 +147,12 @@ export class FwdDirection {
     this.highSeq = c.highSeq >>> 0
     this.window = c.window
     this.maxWindow = c.window
+    this.lastAck = (c.lastAck ?? 0) >>> 0
+    this.tsLastIn = (c.tsLastIn ?? 0) >>> 0
+    if (c.finSeq !== undefined) {
+      this.finSeen = true
+      this.finSeq = c.finSeq >>> 0
+    }
   }
 }
 
@@ -196,7 +210,7 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
     d.finSeen = true
     d.finSeq = seqAdd(inSeq, payload)
   }
-  d.lastAck = ack
+  if ((flags & TcpFlag.ACK) !== 0 && seqGt(ack, d.lastAck)) d.lastAck = ack
   d.segments++
   d.bytes += payload
 
@@ -278,6 +292,7 @@ function rewriteOptions(buf: Uint8Array, tcp: number, hlen: number, d: FwdDirect
       } else if (d.tsMode === TsMode.Map) {
         const val = get32(buf, i + 2)
         const ecr = get32(buf, i + 6)
+        d.tsLastIn = val
         const nval = (val + d.tsvalOffset) >>> 0
         const necr = ecr === 0 ? 0 : (ecr - d.tsecrOffset) >>> 0
         set32(buf, i + 2, nval)

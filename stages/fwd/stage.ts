@@ -14,7 +14,7 @@
 import { get32 } from '../../core/bytes.js'
 import type { Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
-import { seqAdd, seqGe } from '../../core/seq.js'
+import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
 import { Dir, Stage, type Dir as DirT } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -23,12 +23,20 @@ import { FwdDirection, rewriteSegment, type FwdDirectionConfig } from './rewrite
 /** Why a splice ended. */
 export type FwdEnd = 'fin' | 'rst' | 'idle'
 
+/** Which way spliced bytes flow, for {@link FwdConfig.tap}: from A's peer (forward) or from B's. */
+export type FwdTapDir = 'ab' | 'ba'
+
 /** Configuration of a {@link FwdStage}. */
 export interface FwdConfig {
-  /** A -> B: segments travelling forward along the path. */
-  ab: FwdDirectionConfig
+  /**
+   * A -> B: segments travelling forward along the path. A live {@link FwdDirection} is
+   * taken over as it is (the final FWD inherits the preliminary FWD's state).
+   */
+  ab: FwdDirectionConfig | FwdDirection
   /** B -> A: segments travelling backward. */
-  ba: FwdDirectionConfig
+  ba: FwdDirectionConfig | FwdDirection
+  /** A read-only copy of every new spliced byte, per direction (a cache, a logger); off the fast path when unset. */
+  tap?: ((dir: FwdTapDir, data: Uint8Array) => void) | null
   /** End the splice after this long without a segment (default: never). */
   idleMs?: number
   /** Needed for the idle timer. */
@@ -53,6 +61,8 @@ export interface FwdDirectionState {
   bytes: number
   /** Bytes chopped below the splice base. */
   chopped: number
+  /** Last TSval seen from the incoming peer. */
+  tsLastIn: number
 }
 
 /** A snapshot of a splice's state, enough to unsplice (rebuild two TCBs). */
@@ -66,7 +76,14 @@ export interface FwdState {
 }
 
 function snap(d: FwdDirection): FwdDirectionState {
-  return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped }
+  return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped, tsLastIn: d.tsLastIn }
+}
+
+/** A callback when a direction's stream reaches a sequence number ({@link FwdStage.notifyAt}). */
+interface SeqWatch {
+  dir: DirT
+  seq: number
+  fn: () => void
 }
 
 /** The final FWD stage of a spliced connection. */
@@ -86,13 +103,19 @@ export class FwdStage extends Stage {
   protected readonly idleTimer: Timer | null
   /** @internal */
   protected readonly scheduler: Scheduler | null
-  private readonly onEnd: ((why: FwdEnd) => void) | null
+  /** Called once when the splice ends; the owner may replace it. */
+  onEnd: ((why: FwdEnd) => void) | null
+  /** See {@link FwdConfig.tap}. */
+  tap: ((dir: FwdTapDir, data: Uint8Array) => void) | null
+  private watch: SeqWatch | null = null
+  private quiesce: (() => void) | null = null
 
-  /** Creates the stage from per-direction configurations. */
+  /** Creates the stage from per-direction configurations (or live directions to take over). */
   constructor(cfg: FwdConfig, kind = 'FWD') {
     super(kind, Dir.Forward)
-    this.ab = new FwdDirection(cfg.ab)
-    this.ba = new FwdDirection(cfg.ba)
+    this.ab = cfg.ab instanceof FwdDirection ? cfg.ab : new FwdDirection(cfg.ab)
+    this.ba = cfg.ba instanceof FwdDirection ? cfg.ba : new FwdDirection(cfg.ba)
+    this.tap = cfg.tap ?? null
     this.idleMs = cfg.idleMs ?? 0
     this.scheduler = cfg.scheduler ?? null
     this.onEnd = cfg.onEnd ?? null
@@ -112,9 +135,60 @@ export class FwdStage extends Stage {
     if (chop < 0) return
     msg.off += chop
     msg.l4 = msg.off
-    const endNow = this.track(msg, dir, msg.off)
+    this.forward(msg, dir, msg.off)
+  }
+
+  /** Runs the state machine on a rewritten segment at `tcp`, sends it on, then ends the splice or fires a watch. */
+  protected forward(msg: Msg, dir: DirT, tcp: number): void {
+    const endNow = this.track(msg, dir, tcp)
     this.send(msg, dir)
     if (endNow !== null) this.end(endNow)
+    else if (this.watch !== null || this.quiesce !== null) this.checkWatches()
+  }
+
+  /**
+   * Calls `fn` once the stream travelling in `dir` has been forwarded up to `bytes` more
+   * bytes from now (an HTTP response body's end: unsplice to read the next request). One
+   * watch at a time; a new call replaces the old one.
+   */
+  notifyAt(dir: DirT, bytes: number, fn: () => void): void {
+    const d = dir === Dir.Forward ? this.ab : this.ba
+    this.watch = { dir, seq: seqAdd(d.highSeq, bytes), fn }
+    this.checkWatches()
+  }
+
+  /**
+   * Unsplice, step 1 ("wait for outstanding data to be acked", DESIGN §5): from now on
+   * segments carrying new data are dropped as 'unsplicing' (their senders retransmit them
+   * to the TCBs that replace this stage); retransmissions and ACKs still pass. `fn` runs
+   * once each peer has acknowledged everything forwarded to it. Pass null to cancel.
+   */
+  quiesceThen(fn: (() => void) | null): void {
+    this.quiesce = fn
+    if (fn !== null) this.checkWatches()
+  }
+
+  /** True once everything forwarded each way has been acknowledged by its receiver. */
+  get quiet(): boolean {
+    const ab = this.ab
+    const ba = this.ba
+    return seqGe(ba.lastAck, seqAdd(ab.highSeq, ab.seqOffset)) && seqGe(ab.lastAck, seqAdd(ba.highSeq, ba.seqOffset))
+  }
+
+  private checkWatches(): void {
+    const w = this.watch
+    if (w !== null) {
+      const d = w.dir === Dir.Forward ? this.ab : this.ba
+      if (seqGe(d.highSeq, w.seq)) {
+        this.watch = null
+        w.fn()
+      }
+    }
+    const q = this.quiesce
+    if (q !== null && this.ended === null && this.quiet) {
+      this.quiesce = null
+      q()
+    }
   }
 
   /**
@@ -122,6 +196,9 @@ export class FwdStage extends Stage {
    * the front (>= 0), or -1 after dropping the message.
    */
   protected rewrite(msg: Msg, dir: DirT, tcp: number, srcIp: number, dstIp: number): number {
+    if (this.quiesce !== null || this.tap !== null) {
+      if (this.slowChecks(msg, dir, tcp)) return -1
+    }
     const forward = dir === Dir.Forward
     const r = rewriteSegment(msg.buf, tcp, msg.end, srcIp, dstIp, forward ? this.ab : this.ba, forward ? this.ba : this.ab)
     if (typeof r === 'string') {
@@ -150,6 +227,28 @@ export class FwdStage extends Stage {
       }
     }
     return this.abFinAcked && this.baFinAcked ? 'fin' : null
+  }
+
+  /** Off the fast path: the unsplice quiesce filter and the tap. Returns true if it dropped `msg`. */
+  private slowChecks(msg: Msg, dir: DirT, tcp: number): boolean {
+    const buf = msg.buf
+    const d = dir === Dir.Forward ? this.ab : this.ba
+    if (msg.end - tcp < 20) return false // rewrite drops it
+    const hlen = (buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2
+    const seq = get32(buf, tcp + TcpField.SEQ)
+    const flags = buf[tcp + TcpField.FLAGS]!
+    const len = msg.end - tcp - hlen
+    const segEnd = seqAdd(seq, len + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
+    if (this.quiesce !== null && (flags & TcpFlag.RST) === 0 && seqGt(segEnd, d.highSeq)) {
+      this.drop(msg, 'unsplicing')
+      return true
+    }
+    if (this.tap !== null && len > 0 && seqGt(seqAdd(seq, len), d.highSeq) && hlen <= len + hlen) {
+      // Only bytes never forwarded before: a retransmission is not new data.
+      const from = seqGt(d.highSeq, seq) ? seqDiff(d.highSeq, seq) : 0
+      if (from < len) this.tap(dir === Dir.Forward ? 'ab' : 'ba', buf.slice(tcp + hlen + from, msg.end))
+    }
+    return false
   }
 
   /** Ends the splice (idempotent): stops the idle timer and tells the owner. */

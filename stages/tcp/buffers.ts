@@ -9,8 +9,8 @@ import { seqDiff, seqGe, seqGt, seqLe, seqLt, type Seq } from '../../core/seq.js
 
 /** A FIFO of bytes in a ring that grows by doubling up to `limit`. */
 export class ByteRing {
-  /** Most bytes the ring may ever hold. */
-  readonly limit: number
+  /** Most bytes the ring may hold (raised only by {@link ByteRing.raiseLimit}). */
+  limit: number
   private buf: Uint8Array
   private head = 0
   /** Bytes at the front that are valid. */
@@ -20,6 +20,11 @@ export class ByteRing {
   constructor(limit: number, initial = 16384) {
     this.limit = limit
     this.buf = new Uint8Array(Math.min(limit, initial))
+  }
+
+  /** Lets the ring hold at least `n` bytes (never lowers the limit). */
+  raiseLimit(n: number): void {
+    if (n > this.limit) this.limit = n
   }
 
   /** Current allocation. */

@@ -53,8 +53,14 @@ export interface TcpModuleOptions {
 
 /** One connection known to the module. */
 export interface TcpConnection {
-  /** The connection path `[ETH, IP, TCP]`. */
+  /** The connection path `[ETH, IP, TCP]` (or the shared path it was appended to). */
   readonly path: Path
+  /**
+   * Where the flow demux sends this connection's segments: end 0 of its own path, end 1
+   * of a path it was appended to, or, once spliced, the FWD path's end (the splice
+   * engine retargets it).
+   */
+  end: PathEnd
   /** Its TCP stage (and TCB). */
   readonly stage: TcpStage
   /** Our address. */
@@ -63,6 +69,16 @@ export interface TcpConnection {
   readonly remoteIp: number
   /** The listener it came from (passive), or null (active). */
   readonly listener: TcpListener | null
+}
+
+/** Options of {@link TcpModule.connect}. */
+export interface TcpConnectOptions {
+  /** Local port (default: a free ephemeral port). */
+  localPort?: number
+  /** TCB tunables for this connection. */
+  config?: TcbConfig
+  /** Append the connection's stages to this path at end 1 instead of building its own path (1-path proxies). */
+  path?: Path
 }
 
 /** Counters of a {@link TcpListener}. */
@@ -133,14 +149,14 @@ export class TcpFlowDemux implements ClassifierNode {
     const ip = ipHeaderBefore(b, off)
     if (ip < 0) return null
     const conn = this.module.flows.get(get32(b, ip + 12), get32(b, ip + 16), get32(b, off))
-    if (conn !== undefined) return conn.path.ends[0]
+    if (conn !== undefined) return conn.end
     return this.module.defaultEnd(msg.ingress)
   }
 
   /** Dumps the flows. */
   describe(indent: string, out: string[]): void {
     out.push(`${indent}${this.name} (${this.module.flows.size} connections)`)
-    this.module.flows.forEach(c => out.push(`${indent}  ${c.stage.describe()} -> ${c.path.name}.end0`))
+    this.module.flows.forEach(c => out.push(`${indent}  ${c.stage.describe()} -> ${c.end.name}`))
     out.push(`${indent}  default -> listen paths (ports ${[...this.module.listeners.keys()].join(', ') || 'none'})`)
   }
 }
@@ -289,17 +305,31 @@ export class TcpModule {
 
   /**
    * Opens a connection to `remote`:`remotePort` (active OPEN) and returns it at once
-   * (SYN-SENT); watch `conn.stage.tcb.events` or wrap it in a socket.
+   * (SYN-SENT); watch `conn.stage.tcb.events` or wrap it in a socket. With `opts.path`
+   * the connection's stages `[TCP, IP, ETH]` are appended to that path (end 1 faces the
+   * device) instead of getting a path of their own: the server side of a 1-path proxy.
    */
-  connect(remote: number, remotePort: number, opts: { localPort?: number; config?: TcbConfig } = {}): TcpConnection {
-    const ns = this.host.netStages(remote, IPPROTO_TCP, { df: this.df })
+  connect(remote: number, remotePort: number, opts: TcpConnectOptions = {}): TcpConnection {
+    const up = opts.path !== undefined ? Dir.Backward : Dir.Forward
+    const ns = this.host.netStages(remote, IPPROTO_TCP, { df: this.df, up })
     const localPort = opts.localPort ?? this.pickPort(ns.localIp, remote, remotePort)
     if (this.flows.get(remote, ns.localIp, ((remotePort << 16) | localPort) >>> 0) !== undefined) {
       throw new ConfigError(`TCP connect: ${localPort} -> ${remotePort} is already in use`)
     }
-    const conn = this.createConnection(ns.iface, ns.localIp, remote, localPort, remotePort, null, opts.config, ns.stages)
+    const conn = this.createConnection(ns.iface, ns.localIp, remote, localPort, remotePort, null, opts.config, ns.stages, opts.path)
     conn.stage.tcb.connect()
     return conn
+  }
+
+  /** Points the flow of (`localIp`:`localPort`, `remoteIp`:`remotePort`) at `entry` (the splice engine's retargeting). */
+  setFlow(localIp: number, localPort: number, remoteIp: number, remotePort: number, entry: TcpConnection): void {
+    this.flows.set(remoteIp >>> 0, localIp >>> 0, ((remotePort << 16) | localPort) >>> 0, entry)
+  }
+
+  /** Removes a flow entry if it is `entry`. */
+  deleteFlow(localIp: number, localPort: number, remoteIp: number, remotePort: number, entry: TcpConnection): void {
+    const key = ((remotePort << 16) | localPort) >>> 0
+    if (this.flows.get(remoteIp >>> 0, localIp >>> 0, key) === entry) this.flows.delete(remoteIp >>> 0, localIp >>> 0, key)
   }
 
   /** @internal The default (listen) path's end for frames from interface `index`. */
@@ -335,7 +365,7 @@ export class TcpModule {
   /** @internal Builds a connection path and registers its flow. */
   createConnection(
     iface: Interface, localIp: number, remoteIp: number, localPort: number, remotePort: number,
-    listener: TcpListener | null, config?: TcbConfig, stages?: Stage[],
+    listener: TcpListener | null, config?: TcbConfig, stages?: Stage[], into?: Path,
   ): TcpConnection {
     const net = stages ?? this.host.netStages(remoteIp, IPPROTO_TCP, { df: this.df }).stages
     const { iss, tsOffset } = this.isn(localIp, localPort, remoteIp, remotePort)
@@ -344,10 +374,20 @@ export class TcpModule {
     else cfg.mss = Math.min(cfg.mss, iface.mtu - 40)
     const stage = new TcpStage({
       time: this.host.scheduler, localIp, remoteIp, localPort, remotePort, iss, tsOffset, config: cfg, trustChecksums: this.trustChecksums,
+      up: into !== undefined ? Dir.Backward : Dir.Forward,
     })
-    const path = new Path([...net, stage], { name: `${this.host.name}/tcp:${localPort}>${remotePort}` })
-    this.host.attach(path, iface)
-    const conn: TcpConnection = { path, stage, localIp, remoteIp, listener }
+    let path: Path
+    if (into !== undefined) {
+      // Appended after what the path holds: [.., TCP, IP, ETH], end 1 facing the device.
+      path = into
+      path.append(stage)
+      for (const s of net) path.append(s)
+      this.host.attach(path, iface, 1)
+    } else {
+      path = new Path([...net, stage], { name: `${this.host.name}/tcp:${localPort}>${remotePort}` })
+      this.host.attach(path, iface)
+    }
+    const conn: TcpConnection = { path, end: path.ends[into !== undefined ? 1 : 0], stage, localIp, remoteIp, listener }
     const key = ((remotePort << 16) | localPort) >>> 0
     this.flows.set(remoteIp, localIp, key, conn)
     const tcb = stage.tcb

@@ -34,6 +34,9 @@ export const TCP_STAGE_DROP_REASONS = [
 /** One of {@link TCP_STAGE_DROP_REASONS}. */
 export type TcpStageDropReason = (typeof TCP_STAGE_DROP_REASONS)[number]
 
+/** Largest data Msg {@link TcpStage.pushUp} sends up (one full-sized segment's payload). */
+export const PUSH_CHUNK = 1460
+
 /** Clock and timers a TCP stage runs on (the core Scheduler is one). */
 export interface TcpTimeSource {
   /** Current time in ms. */
@@ -121,7 +124,7 @@ export class TcpStage extends Stage implements TcbHost {
     const b = msg.buf
     if (get16(b, msg.off) !== this.tcb.remotePort || get16(b, msg.off + 2) !== this.tcb.localPort) return this.drop(msg, 'wrong-ports')
     this.tcb.input(msg)
-    if (this.app === null && this.tcb.readableLength > 0) this.pushUp()
+    if (this.app === null && this.tcb.readableLength > 0) this.pushUp(Infinity)
   }
 
   private fromAbove(msg: Msg): void {
@@ -131,16 +134,23 @@ export class TcpStage extends Stage implements TcbHost {
     msg.free()
   }
 
-  /** Without an app: received data travels up the path as Msgs (to a PROXY stage). */
-  private pushUp(): void {
+  /**
+   * Sends up to `max` received bytes up the path as Msgs of at most {@link PUSH_CHUNK}
+   * bytes (to a PROXY stage); returns how many. Without an app this happens for every
+   * byte as it arrives; a proxy with flow control calls it with the room it has.
+   */
+  pushUp(max: number): number {
     const tcb = this.tcb
-    while (tcb.readableLength > 0) {
-      const n = Math.min(tcb.readableLength, 1460)
+    let moved = 0
+    while (moved < max && tcb.readableLength > 0) {
+      const n = Math.min(tcb.readableLength, PUSH_CHUNK, max - moved)
       const m = allocMsg(n)
       tcb.read(m.buf, m.off, n)
       m.end = m.off + n
+      moved += n
       this.originate(m, this.up)
     }
+    return moved
   }
 
   // TcbHost

@@ -129,6 +129,12 @@ export interface TcbConfig {
   finWait2TimeoutMs?: number
   /** Challenge ACKs per second per connection (RFC 5961 §7) [10]. */
   challengeAckLimit?: number
+  /**
+   * RFC 7323 §3.2: drop non-RST segments without timestamps once they were negotiated
+   * [true]. Off: accept and count them (`counters.tsMissing`), as Linux does; needed
+   * behind a splice whose other side has no timestamps.
+   */
+  strictTimestamps?: boolean
   /** Retransmissions of one segment before giving up [15]. */
   maxRetransmits?: number
   /** Retransmissions of a SYN or SYN-ACK before giving up [6]. */
@@ -165,6 +171,7 @@ export function tcbDefaults(c: TcbConfig = {}): ResolvedTcbConfig {
     mslMs: c.mslMs ?? 30000,
     finWait2TimeoutMs: c.finWait2TimeoutMs ?? 60000,
     challengeAckLimit: c.challengeAckLimit ?? 10,
+    strictTimestamps: c.strictTimestamps ?? true,
     maxRetransmits: c.maxRetransmits ?? 15,
     synRetries: c.synRetries ?? 6,
     initialCwndSegments: c.initialCwndSegments ?? 10,
@@ -245,6 +252,8 @@ export interface TcbCounters {
   badOptions: number
   /** Delayed ACKs sent by the timer. */
   delayedAcks: number
+  /** Segments without timestamps after they were negotiated (accepted unless `strictTimestamps`). */
+  tsMissing: number
 }
 
 /** Everything splicing needs to read from a TCB (a copy). */
@@ -277,6 +286,12 @@ export interface TcbSnapshot {
   rcvAdv: Seq
   /** Bytes buffered for sending (unacknowledged + unsent). */
   sndBuffered: number
+  /** The end of the send stream: the sequence number after the last byte queued, or after the FIN once one is queued. */
+  sndEnd: Seq
+  /** A FIN is queued (or sent) after the buffered data. */
+  finQueued: boolean
+  /** The peer's FIN arrived in order (RCV.NXT counts it). */
+  finReceived: boolean
   /** Bytes sent but not acknowledged. */
   sndInFlight: number
   /** Bytes received in order and not yet read. */
@@ -373,7 +388,7 @@ export class Tcb {
   /** Counters. */
   readonly counters: TcbCounters = {
     segsIn: 0, segsOut: 0, bytesOut: 0, retransmits: 0, rtoTimeouts: 0, fastRetransmits: 0, dupAcksIn: 0,
-    challengeAcks: 0, challengeAcksLimited: 0, windowProbes: 0, keepAliveProbes: 0, dupSegsIn: 0, oooSegsIn: 0, badOptions: 0, delayedAcks: 0,
+    challengeAcks: 0, challengeAcksLimited: 0, windowProbes: 0, keepAliveProbes: 0, dupSegsIn: 0, oooSegsIn: 0, badOptions: 0, delayedAcks: 0, tsMissing: 0,
   }
   /** True if the connection was opened actively (connect) rather than from LISTEN. */
   active = false
@@ -658,6 +673,18 @@ export class Tcb {
     return took
   }
 
+  /**
+   * Queues all `n` bytes, raising the send buffer's limit if they do not fit. For the
+   * splice engine only: bytes a proxy already accepted from one connection must reach
+   * the other before the send stream's end is fixed (Scout splice step 2). Returns false
+   * (and queues nothing) if the connection can no longer send.
+   */
+  writeAll(src: Uint8Array, off = 0, n = src.length - off): boolean {
+    if (n <= 0) return true
+    this.sndBuf.raiseLimit(this.sndBuf.length + n)
+    return this.write(src, off, n) === n
+  }
+
   /** Free space in the send buffer. */
   get writableLength(): number {
     return this.sndBuf.limit - this.sndBuf.length
@@ -789,6 +816,9 @@ export class Tcb {
       rcvWnd: Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt)),
       rcvAdv: this.rcvAdv,
       sndBuffered: this.sndBuf.length,
+      sndEnd: this.finQueued ? seqAdd(this.finSeq, 1) : seqAdd(this.bufSeq, this.sndBuf.length),
+      finQueued: this.finQueued,
+      finReceived: this.peerFinished,
       sndInFlight: seqDiff(this.sndMax, this.sndUna),
       rcvBuffered: this.rcvBuf.length,
       rcvOutOfOrder: this.ooo.bytes(),
@@ -980,9 +1010,12 @@ export class Tcb {
         return
       }
     }
-    // RFC 7323 §3.2: once timestamps are on, a non-RST segment without them SHOULD be dropped.
+    // RFC 7323 §3.2: once timestamps are on, a non-RST segment without them SHOULD be
+    // dropped. With `strictTimestamps` off we accept and count it, as Linux does: a splice
+    // between a connection with timestamps and one without NOPs them out (DESIGN §5).
     if (this.tsOk && !opts.hasTs && (flags & RST) === 0 && this.state !== 'SYN-RECEIVED') {
-      return this.host.drop(msg, 'ts-missing')
+      if (this.cfg.strictTimestamps) return this.host.drop(msg, 'ts-missing')
+      this.counters.tsMissing++
     }
     // RFC 7323 §5.3 R1: PAWS. An old TSval (not on a RST) gets an ACK and is dropped, unless
     // TS.Recent went stale after 24 idle days (§5.5).
@@ -1004,6 +1037,14 @@ export class Tcb {
     }
     if (!acceptable) {
       if (flags & RST) return this.host.drop(msg, 'rst-out-of-window')
+      if (this.drainMode && (flags & ACK) !== 0 && (flags & SYN) === 0) {
+        // Scout splice step 3: the peer's data now goes to the forwarder, past our stale
+        // window, but its ACKs are still ours to process (they drain our send buffer).
+        this.processAckFields(ack, seq, wnd, flags, Math.max(len, 1))
+        this.output()
+        msg.free()
+        return
+      }
       // RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs" with a zero window.
       const zeroWindowProbe = rcvWnd === 0 && seq === this.rcvNxt && (flags & ACK) !== 0 && (flags & SYN) === 0
       // (`len` passed on: a probe carrying a byte is never a duplicate ACK.)

@@ -93,7 +93,7 @@ t.test('A->B: ports, seq, ack, window, timestamps, SACK and checksum', async t =
   t.same(r.options!.ts, [1200, 293])
   t.same(r.options!.sack, [[(5100 - 0xf000_0010) >>> 0, (5200 - 0xf000_0010) >>> 0]])
   t.same([...r.payload!], [...payload])
-  t.same(f.state().ab, { highSeq: 1100, lastAck: 5000, window: 100 << 7, finSeen: false, segments: 1, bytes: 100, chopped: 0 })
+  t.same(f.state().ab, { highSeq: 1100, lastAck: 5000, window: 100 << 7, finSeen: false, segments: 1, bytes: 100, chopped: 0, tsLastIn: 200 })
 })
 
 t.test('B->A maps back: a round trip through both directions restores the numbers', async t => {

@@ -1,0 +1,343 @@
+/**
+ * The proxy forwarder: accepts client connections on a port of a {@link Host}, runs a
+ * {@link ProxyHandler} per session in a 2-path or 1-path layout, and splices, unsplices
+ * and tears down on the sessions' requests (Scout §III-IV, DESIGN §4-5).
+ *
+ * ```
+ *   2-path  A: [ETH IP TCP(A) PROXY] end1 ⇄ end1 [PROXY TCP(B) IP ETH]^B (two paths, a queue between)
+ *   1-path     [ETH IP TCP(A) PROXY TCP(B) IP ETH]                        (end 1 faces B's device)
+ *   splicing   [ETH IP PREFWD IP ETH]     old TCBs drain beside it (Scout step 3)
+ *   FWD        [ETH IP FWD IP ETH]        IP/FWD: [ETH IPFWD ETH]
+ * ```
+ * The splice itself is {@link SpliceEngine}'s (paths/proxy/splice.ts); this file owns the
+ * sessions, their TCP legs and their lifetime.
+ * @module
+ */
+import { ConfigError } from '../../core/errors.js'
+import type { Path } from '../../core/path.js'
+import { Dir } from '../../core/stage.js'
+import { ProxySession, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceOptions } from '../../stages/proxy/session.js'
+import { NONE, ProxyStage } from '../../stages/proxy/stage.js'
+import type { FwdStage } from '../../stages/fwd/stage.js'
+import type { TcpConnection, TcpListener, TcpModule } from '../../stages/tcp/module.js'
+import type { TcpStage } from '../../stages/tcp/stage.js'
+import type { TcbConfig } from '../../stages/tcp/tcb.js'
+import type { Host, Interface } from '../host.js'
+import { SpliceEngine } from './splice.js'
+
+/** How a session's two TCP connections meet at the proxy before a splice (DESIGN §4). */
+export type ProxyLayout = '1-path' | '2-path'
+
+/** Options of a {@link ProxyForwarder}. */
+export interface ProxyForwarderOptions {
+  /** The host whose interfaces the proxy uses. */
+  host: Host
+  /** Its TCP module. */
+  tcp: TcpModule
+  /** Port to accept clients on. */
+  port: number
+  /** The proxy logic, shared by all sessions (per-session state goes in `s.data`). */
+  handler: ProxyHandler
+  /** Layout before a splice [1-path]. */
+  layout?: ProxyLayout
+  /** Final stage when a handler does not choose [fwd]. */
+  mode?: 'fwd' | 'ipfwd'
+  /** TCB tunables of the proxy's connections. */
+  tcb?: TcbConfig
+  /**
+   * Offer the server the options the client negotiated (SACK, timestamps) and an MSS no
+   * larger than the client's, so a splice need not strip options (window scaling differs
+   * freely: FWD rescales) [true].
+   */
+  mirrorOptions?: boolean
+  /** End a splice after this long without a segment; both peers then get RSTs on their next segment [0: never]. */
+  idleMs?: number
+  /** Keep a spliced connection's FWD state this long after both FINs were acked (late retransmissions) [2000]. */
+  lingerMs?: number
+  /** Give up a splice that waits this long for the TCBs to hold no out-of-order data [10000]. */
+  spliceWaitMs?: number
+  /** Give up an unsplice whose peers did not acknowledge everything forwarded within this time [5000]. */
+  unspliceTimeoutMs?: number
+}
+
+/** Counters of a {@link ProxyForwarder}. */
+export interface ProxyForwarderStats {
+  /** Client connections accepted. */
+  accepted: number
+  /** Sessions now open. */
+  active: number
+  /** Sessions spliced now (final FWD). */
+  spliced: number
+  /** Sessions draining now (preliminary FWD). */
+  splicing: number
+  /** Splices completed. */
+  splices: number
+  /** Splice requests that failed (the session stayed in control mode). */
+  spliceFailures: number
+  /** Unsplices completed. */
+  unsplices: number
+  /** Unsplice requests that failed (the session stayed spliced). */
+  unspliceFailures: number
+  /** Sessions ended. */
+  closed: number
+  /** Handler callbacks that threw (their sessions were reset). */
+  handlerErrors: number
+  /** Sum of splice latencies (request to final FWD), ms. */
+  spliceMsTotal: number
+  /** Sum of unsplice latencies (request to two live TCBs), ms. */
+  unspliceMsTotal: number
+}
+
+/** @internal Everything the forwarder and the splice engine know about one session. */
+export interface Wiring {
+  /** The session. */
+  session: ProxySession
+  /** Its layout. */
+  layout: ProxyLayout
+  /** Connection A's flow entry. */
+  a: TcpConnection
+  /** Connection B's flow entry, once connecting. */
+  b: TcpConnection | null
+  /** The path holding A's stages (the only path in a 1-path layout and once spliced). */
+  pathA: Path
+  /** 2-path, control mode: B's own path. */
+  pathB: Path | null
+  /** The PROXY stage next to A's TCP. */
+  proxyA: ProxyStage
+  /** The PROXY stage next to B's TCP (proxyA in a 1-path layout). */
+  proxyB: ProxyStage | null
+  /** A's interface. */
+  ifaceA: Interface
+  /** B's interface. */
+  ifaceB: Interface | null
+  /** B reached ESTABLISHED. */
+  bConnected: boolean
+  /** Legs whose TCB reached CLOSED (control mode). */
+  closedA: boolean
+  /** See closedA. */
+  closedB: boolean
+  /** The FWD stage while splicing or spliced. */
+  fwd: FwdStage | null
+  /** The final stage's kind while spliced. */
+  mode: 'fwd' | 'ipfwd'
+  /** True once finished. */
+  done: boolean
+}
+
+/** A proxy: sessions, layouts, splices. */
+export class ProxyForwarder implements ProxyHost {
+  /** The host. */
+  readonly host: Host
+  /** Its TCP module. */
+  readonly tcp: TcpModule
+  /** The handler. */
+  readonly handler: ProxyHandler
+  /** Layout before a splice. */
+  readonly layout: ProxyLayout
+  /** Default final stage. */
+  readonly mode: 'fwd' | 'ipfwd'
+  /** The listener. */
+  readonly listener: TcpListener
+  /** Open sessions and their wiring. */
+  readonly sessions = new Map<ProxySession, Wiring>()
+  /** Counters. */
+  readonly stats: ProxyForwarderStats = {
+    accepted: 0, active: 0, spliced: 0, splicing: 0, splices: 0, spliceFailures: 0, unsplices: 0, unspliceFailures: 0,
+    closed: 0, handlerErrors: 0, spliceMsTotal: 0, unspliceMsTotal: 0,
+  }
+  /** @internal */
+  readonly tcbConfig: TcbConfig
+  /** @internal */
+  readonly mirrorOptions: boolean
+  /** @internal */
+  readonly engine: SpliceEngine
+
+  /** Starts listening. Throws {@link ConfigError} for bad options (before anything starts). */
+  constructor(opts: ProxyForwarderOptions) {
+    const layout = opts.layout ?? '1-path'
+    if (layout !== '1-path' && layout !== '2-path') throw new ConfigError(`proxy: layout must be '1-path' or '2-path', got '${String(layout)}'`)
+    const mode = opts.mode ?? 'fwd'
+    if (mode !== 'fwd' && mode !== 'ipfwd') throw new ConfigError(`proxy: mode must be 'fwd' or 'ipfwd', got '${String(mode)}'`)
+    for (const k of ['idleMs', 'lingerMs', 'spliceWaitMs', 'unspliceTimeoutMs'] as const) {
+      const v = opts[k]
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new ConfigError(`proxy: ${k} must be a number >= 0, got ${String(v)}`)
+    }
+    this.host = opts.host
+    this.tcp = opts.tcp
+    this.handler = opts.handler
+    this.layout = layout
+    this.mode = mode
+    this.tcbConfig = opts.tcb ?? {}
+    this.mirrorOptions = opts.mirrorOptions ?? true
+    this.engine = new SpliceEngine(this, {
+      idleMs: opts.idleMs ?? 0, lingerMs: opts.lingerMs ?? 2000, spliceWaitMs: opts.spliceWaitMs ?? 10_000, unspliceTimeoutMs: opts.unspliceTimeoutMs ?? 5000,
+    })
+    this.listener = this.tcp.listen(opts.port, conn => this.accept(conn), this.tcbConfig)
+  }
+
+  /** Stops accepting and resets every session. */
+  close(): void {
+    this.tcp.unlisten(this.listener.port)
+    for (const s of [...this.sessions.keys()]) this.reset(s)
+  }
+
+  /** One line per session. */
+  describe(): string[] {
+    return [...this.sessions.values()].map(w => `${w.session.describe()}\n    ${w.pathA.describe()}${w.pathB ? `\n    ${w.pathB.describe()}` : ''}`)
+  }
+
+  // ------------------------------------------------------------------ sessions
+
+  private accept(conn: TcpConnection): void {
+    this.tcp.release(conn)
+    this.stats.accepted++
+    this.stats.active++
+    const t = conn.stage.tcb
+    const client: Endpoint = { localIp: conn.localIp, localPort: t.localPort, remoteIp: conn.remoteIp, remotePort: t.remotePort }
+    const s = new ProxySession(this.handler, client, this)
+    const twoPath = this.layout === '2-path'
+    const proxyA = new ProxyStage(s, twoPath
+      ? { fromClient: Dir.Forward, fromServer: NONE, toClient: Dir.Backward, toServer: Dir.Forward }
+      : { fromClient: Dir.Forward, fromServer: Dir.Backward, toClient: Dir.Backward, toServer: Dir.Forward }, Dir.Forward)
+    conn.path.append(proxyA)
+    const iface = this.host.route(conn.remoteIp)?.iface ?? this.host.interfaces[0]!
+    const w: Wiring = {
+      session: s, layout: this.layout, a: conn, b: null, pathA: conn.path, pathB: null, proxyA, proxyB: twoPath ? null : proxyA,
+      ifaceA: iface, ifaceB: null, bConnected: false, closedA: false, closedB: false, fwd: null, mode: this.mode, done: false,
+    }
+    this.sessions.set(s, w)
+    s.legs = { clientTcp: conn.stage, serverTcp: null, clientStage: proxyA, serverStage: null, handover: twoPath }
+    this.wireLeg(w, 'a', conn.stage)
+    s.clientOpened()
+  }
+
+  /** @internal Hooks a TCP stage's events to its session (at accept, connect and unsplice). */
+  wireLeg(w: Wiring, side: 'a' | 'b', tcp: TcpStage): void {
+    const s = w.session
+    tcp.app = { onData: () => s.pump() }
+    tcp.tcb.events = {
+      connected: side === 'b' ? () => this.serverConnected(w) : undefined,
+      writable: () => s.pump(),
+      end: () => s.peerEnded(side === 'a'),
+      error: why => this.legError(w, side, why),
+    }
+    tcp.tcb.ownerEvents = { closed: () => this.legClosed(w, side) }
+  }
+
+  /** ProxyHost: opens connection B in the session's layout. */
+  connectServer(s: ProxySession, ip: number, port: number): void {
+    const w = this.wiring(s)
+    const a = w.a.stage.tcb
+    const cfg: TcbConfig = { ...this.tcbConfig }
+    if (this.mirrorOptions) {
+      cfg.sack = a.sackOk
+      cfg.timestamps = a.tsOk
+      cfg.mss = Math.min(cfg.mss ?? 65495, a.peerMss)
+    }
+    let conn: TcpConnection
+    try {
+      conn = this.tcp.connect(ip, port, { config: cfg, ...(w.layout === '1-path' ? { path: w.pathA } : {}) })
+    } catch (err) {
+      queueMicrotask(() => s.serverFailed(err instanceof ConfigError ? 'unreachable' : `error: ${(err as Error).message}`))
+      return
+    }
+    this.tcp.release(conn)
+    w.b = conn
+    w.ifaceB = this.host.route(ip)?.iface ?? null
+    if (w.layout === '2-path') {
+      const proxyB = new ProxyStage(s, { fromClient: NONE, fromServer: Dir.Forward, toClient: Dir.Forward, toServer: Dir.Backward }, Dir.Forward)
+      conn.path.append(proxyB)
+      w.pathB = conn.path
+      w.proxyB = proxyB
+      w.pathA.connect(1, conn.path.ends[1])
+      conn.path.connect(1, w.pathA.ends[1])
+    }
+    s.legs = { ...s.legs!, serverTcp: conn.stage, serverStage: w.proxyB }
+    this.wireLeg(w, 'b', conn.stage)
+  }
+
+  private serverConnected(w: Wiring): void {
+    w.bConnected = true
+    const b = w.b!
+    const t = b.stage.tcb
+    w.session.serverOpened({ localIp: b.localIp, localPort: t.localPort, remoteIp: b.remoteIp, remotePort: t.remotePort })
+  }
+
+  /** ProxyHost: splice (Scout's five steps, by the engine). */
+  splice(s: ProxySession, opts: SpliceOptions): void {
+    this.engine.splice(this.wiring(s), opts)
+  }
+
+  /** ProxyHost: unsplice. */
+  unsplice(s: ProxySession): void {
+    this.engine.unsplice(this.wiring(s))
+  }
+
+  /** ProxyHost: RST both connections. */
+  reset(s: ProxySession): void {
+    const w = this.sessions.get(s)
+    if (w === undefined || w.done) return
+    if (w.fwd !== null) {
+      this.engine.teardown(w, 'reset')
+      return
+    }
+    w.a.stage.tcb.abort()
+    w.b?.stage.tcb.abort()
+    this.finish(w, s.closedWhy ?? 'reset')
+  }
+
+  private legError(w: Wiring, side: 'a' | 'b', why: 'reset' | 'refused' | 'timeout'): void {
+    if (w.done || w.fwd !== null) return
+    if (side === 'b' && !w.bConnected) {
+      w.session.serverFailed(why)
+      return
+    }
+    // One connection is gone: the other cannot continue.
+    const other = side === 'a' ? w.b : w.a
+    other?.stage.tcb.abort()
+    this.finish(w, why)
+  }
+
+  private legClosed(w: Wiring, side: 'a' | 'b'): void {
+    if (side === 'a') w.closedA = true
+    else w.closedB = true
+    if (w.fwd !== null) return
+    const bDone = w.closedB || w.b === null
+    if (w.closedA && bDone) this.finish(w, 'closed')
+    else if (side === 'a' && w.b !== null && !w.bConnected) {
+      // The client left while the server connection was still opening.
+      w.b.stage.tcb.abort()
+    }
+  }
+
+  /** @internal Ends a session: flows, paths and TCBs released. */
+  finish(w: Wiring, why: string): void {
+    if (w.done) return
+    w.done = true
+    const tcp = this.tcp
+    for (const c of [w.a, w.b]) {
+      if (c === null) continue
+      const t = c.stage.tcb
+      tcp.deleteFlow(c.localIp, t.localPort, c.remoteIp, t.remotePort, c)
+      t.dispose()
+    }
+    for (const p of [w.pathA, w.pathB]) {
+      if (p === null) continue
+      p.betweenMessages(() => {
+        p.close()
+        this.host.detach(p)
+      })
+    }
+    this.sessions.delete(w.session)
+    this.stats.active--
+    this.stats.closed++
+    w.session.setState('closed', why)
+  }
+
+  /** @internal */
+  wiring(s: ProxySession): Wiring {
+    const w = this.sessions.get(s)
+    if (w === undefined) throw new ConfigError(`session ${s.id} does not belong to this forwarder`)
+    return w
+  }
+}

@@ -1,0 +1,387 @@
+/**
+ * The splice engine: Scout's five steps (§III-C, DESIGN §5) on a session's paths, the
+ * final FWD or IP/FWD stage, teardown, and unsplicing back to two live TCBs.
+ *
+ * ```
+ *  splice:   wait until neither TCB holds out-of-order data (the peer believes those
+ *            bytes delivered, SACKed, but nobody could pass them on)
+ *            1 gate both paths
+ *            - move what the proxy holds (hand-over queue, queued writes, unread bytes)
+ *              into the other TCB's send buffer: the send streams' ends are now fixed
+ *            2 unlink TCP+PROXY+TCP, insert the preliminary FWD (offsets from the TCBs)
+ *            - ungate: new segments are forwarded; copies drain the old TCBs (step 3)
+ *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD
+ *            5 ungate
+ *  unsplice: FWD drops new data until each peer acknowledged everything forwarded to it,
+ *            then two TCBs are built from FWD state (Tcb.established: nothing in flight,
+ *            slow start) and the session's layout comes back
+ * ```
+ * @module
+ */
+import { seqAdd, seqDiff } from '../../core/seq.js'
+import { Path } from '../../core/path.js'
+import { Dir } from '../../core/stage.js'
+import type { Timer } from '../../core/timers.js'
+import { PreliminaryFwdStage } from '../../stages/fwd/preliminary.js'
+import { IpFwdStage } from '../../stages/fwd/ipfwd.js'
+import { TsMode, type FwdDirection } from '../../stages/fwd/rewrite.js'
+import { FwdStage, type FwdEnd, type FwdTapDir } from '../../stages/fwd/stage.js'
+import type { SpliceOptions } from '../../stages/proxy/session.js'
+import type { TcpConnection } from '../../stages/tcp/module.js'
+import { TcpStage } from '../../stages/tcp/stage.js'
+import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
+import { sendStreamEnd, spliceConfig, type SpliceSide } from '../splice/config.js'
+import type { ProxyForwarder, Wiring } from './forwarder.js'
+
+/** Tunables of the engine (the forwarder's options). */
+export interface SpliceEngineOptions {
+  /** See ProxyForwarderOptions.idleMs. */
+  idleMs: number
+  /** See ProxyForwarderOptions.lingerMs. */
+  lingerMs: number
+  /** See ProxyForwarderOptions.spliceWaitMs. */
+  spliceWaitMs: number
+  /** See ProxyForwarderOptions.unspliceTimeoutMs. */
+  unspliceTimeoutMs: number
+}
+
+/** What a splice keeps about the two connections it replaced (for unsplicing). */
+interface SplicedLegs {
+  /** A's TCB at the splice. */
+  a: TcbSnapshot
+  /** B's TCB at the splice. */
+  b: TcbSnapshot
+  /** The final stage. */
+  mode: 'fwd' | 'ipfwd'
+  /** When the splice was requested (ms). */
+  started: number
+  /** Server-stream sequence (B space) at which to unsplice by itself, or null. */
+  unspliceAt: number | null
+}
+
+const IPPROTO_TCP = 6
+/** How often a splice waiting for out-of-order data to clear looks again (ms). */
+const SPLICE_RETRY_MS = 5
+
+/** Runs `fn` once every path in `paths` is between messages. */
+function whenIdle(paths: readonly Path[], fn: () => void): void {
+  const [p, ...rest] = paths
+  if (p === undefined) fn()
+  else p.betweenMessages(() => whenIdle(rest, fn))
+}
+
+/** States in which a TCB can be spliced (its peer may still send, or still needs ACKs). */
+const SPLICEABLE = new Set(['ESTABLISHED', 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2'])
+
+/** Why a TCB cannot be spliced now, or null. */
+function notSpliceable(t: TcpStage, name: string): string | null {
+  const st = t.tcb.state
+  return SPLICEABLE.has(st) ? null : `the ${name} connection is ${st}`
+}
+
+/** Splices, finalizes, tears down and unsplices the sessions of one forwarder. */
+export class SpliceEngine {
+  private readonly fw: ProxyForwarder
+  private readonly o: SpliceEngineOptions
+  private readonly legs = new WeakMap<Wiring, SplicedLegs>()
+
+  /** @internal */
+  constructor(fw: ProxyForwarder, o: SpliceEngineOptions) {
+    this.fw = fw
+    this.o = o
+  }
+
+  private get now(): number {
+    return this.fw.host.scheduler.now()
+  }
+
+  /** Starts a splice (the session is in state `splicing`). */
+  splice(w: Wiring, opts: SpliceOptions): void {
+    this.attempt(w, opts, this.now, null)
+  }
+
+  private attempt(w: Wiring, opts: SpliceOptions, started: number, timer: Timer | null): void {
+    whenIdle([w.pathA, ...(w.pathB ? [w.pathB] : [])], () => this.tryNow(w, opts, started, timer))
+  }
+
+  private tryNow(w: Wiring, opts: SpliceOptions, started: number, retry: Timer | null): void {
+    const s = w.session
+    if (w.done || s.state !== 'splicing' || w.b === null) return
+    const A = w.a.stage
+    const B = w.b.stage
+    const bad = (w.bConnected ? null : 'the server connection is not established') ?? notSpliceable(A, 'client') ?? notSpliceable(B, 'server')
+    if (bad !== null) return this.fail(w, bad)
+    if (A.tcb.snapshot().rcvOutOfOrder > 0 || B.tcb.snapshot().rcvOutOfOrder > 0) {
+      if (this.now - started >= this.o.spliceWaitMs) return this.fail(w, `out-of-order data did not clear within ${this.o.spliceWaitMs} ms`)
+      const t = retry ?? this.fw.host.scheduler.timer(() => this.attempt(w, opts, started, t))
+      t.set(SPLICE_RETRY_MS)
+      return
+    }
+    retry?.cancel()
+    const paths = [w.pathA, ...(w.pathB ? [w.pathB] : [])]
+    // Step 1.
+    for (const p of paths) p.gate()
+    this.moveHeldBytes(w, A, B)
+    // A FIN the proxy received but had not passed on yet goes after the moved bytes.
+    if (A.tcb.peerFinished && !B.tcb.finQueued) B.tcb.shutdown()
+    if (B.tcb.peerFinished && !A.tcb.finQueued) A.tcb.shutdown()
+    const snapA = A.tcb.snapshot()
+    const snapB = B.tcb.snapshot()
+    let cfg
+    try {
+      cfg = spliceConfig(this.side(w.a, snapA), this.side(w.b, snapB))
+    } catch (err) {
+      for (const p of paths) p.ungate()
+      return this.fail(w, (err as Error).message)
+    }
+    const userTap = opts.tap
+    const tap = userTap === undefined ? null : (dir: FwdTapDir, data: Uint8Array) => userTap(dir === 'ab' ? 'toServer' : 'toClient', data)
+    // Step 2.
+    const pre = new PreliminaryFwdStage({
+      ...cfg, tap,
+      a: { tcp: A, drainEnd: sendStreamEnd(snapA), tsLastOut: snapA.tsLastSent },
+      b: { tcp: B, drainEnd: sendStreamEnd(snapB), tsLastOut: snapB.tsLastSent },
+      onEnd: why => this.ended(w, why),
+    })
+    const host = this.fw.host
+    if (w.layout === '1-path') {
+      w.pathA.replace(A, B, [pre])
+    } else {
+      const ns = host.netStages(w.b.remoteIp, IPPROTO_TCP, { up: Dir.Backward })
+      w.pathA.replace(A, w.proxyA, [pre, ...ns.stages])
+      host.attach(w.pathA, ns.iface, 1)
+      // B's segments now enter path A at end 1; what path B held moves with them.
+      const pb = w.pathB!
+      const q = pb.ends[0].input
+      for (let m = q.shift(); m !== undefined; m = q.shift()) w.pathA.ends[1].enqueue(m)
+      w.b.end = w.pathA.ends[1]
+      w.pathB = null
+      pb.close()
+      host.detach(pb)
+    }
+    const mode = opts.mode ?? this.fw.mode
+    const n = opts.unspliceAfterServerBytes
+    this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: n === undefined ? null : seqAdd(snapB.rcvNxt, n) })
+    w.fwd = pre
+    w.mode = mode
+    this.fw.stats.splicing++
+    for (const [t, other] of [[A, B], [B, A]] as const) {
+      t.app = { onData() {} }
+      t.tcb.events = {
+        drained: () => {
+          if (other.tcb.drained) whenIdle([w.pathA], () => this.finalize(w))
+        },
+        error: why => this.teardown(w, why),
+      }
+      t.tcb.ownerEvents = {}
+    }
+    // Step 3 runs from here: ungated, new segments reach the preliminary FWD.
+    w.pathA.ungate()
+    A.tcb.startDrain()
+    B.tcb.startDrain()
+  }
+
+  /** Puts every byte the proxy holds into the send buffer of the TCB it is bound for. */
+  private moveHeldBytes(w: Wiring, A: TcpStage, B: TcpStage): void {
+    const s = w.session
+    if (w.pathB !== null) {
+      // 2-path: relayed Msgs still in the hand-over queues.
+      w.pathA.flush()
+      w.pathB.flush()
+      for (const [p, t] of [[w.pathB, B], [w.pathA, A]] as const) {
+        const q = p.ends[1].input
+        for (let m = q.shift(); m !== undefined; m = q.shift()) {
+          t.tcb.writeAll(m.buf, m.off, m.end - m.off)
+          m.free()
+        }
+      }
+    }
+    for (const c of s.takeQueued(true)) B.tcb.writeAll(c)
+    for (const c of s.takeQueued(false)) A.tcb.writeAll(c)
+    for (const [from, to] of [[A, B], [B, A]] as const) {
+      const n = from.tcb.readableLength
+      if (n === 0) continue
+      const buf = new Uint8Array(n)
+      from.tcb.read(buf)
+      to.tcb.writeAll(buf)
+    }
+  }
+
+  private side(c: TcpConnection, tcb: TcbSnapshot): SpliceSide {
+    return { addrs: { localIp: c.localIp, remoteIp: c.remoteIp, localPort: tcb.localPort, remotePort: tcb.remotePort }, tcb }
+  }
+
+  private fail(w: Wiring, why: string): void {
+    this.fw.stats.spliceFailures++
+    w.session.setState('control', `splice failed: ${why}`)
+  }
+
+  /** Steps 4 and 5: both TCBs drained. */
+  private finalize(w: Wiring): void {
+    const pre = w.fwd
+    const legs = this.legs.get(w)
+    if (w.done || !(pre instanceof PreliminaryFwdStage) || pre.ended !== null || legs === undefined) return
+    const path = w.pathA
+    path.gate()
+    const base = {
+      ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler,
+      ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
+    }
+    let fin: FwdStage
+    if (legs.mode === 'fwd') {
+      fin = new FwdStage(base)
+      path.replace(pre, pre, [fin])
+    } else {
+      const before = path.stages[pre.index - 1]!
+      const after = path.stages[pre.index + 1]!
+      fin = new IpFwdStage({ ...base, abNextHop: this.nextHop(w.b!.remoteIp), baNextHop: this.nextHop(w.a.remoteIp) })
+      path.replace(before, after, [fin])
+    }
+    pre.onEnd = null
+    pre.a.tcp.tcb.dispose()
+    pre.b.tcp.tcb.dispose()
+    w.fwd = fin
+    path.ungate()
+    const st = this.fw.stats
+    st.splicing--
+    st.spliced++
+    st.splices++
+    st.spliceMsTotal += this.now - legs.started
+    w.session.setState('spliced', 'spliced')
+    if (legs.unspliceAt !== null && !w.done && w.session.state === 'spliced') {
+      const left = seqDiff(legs.unspliceAt, fin.ba.highSeq)
+      if (left <= 0) w.session.unsplice()
+      else fin.notifyAt(Dir.Backward, left, () => w.session.state === 'spliced' && w.session.unsplice())
+    }
+  }
+
+  private nextHop(ip: number): number {
+    const r = this.fw.host.route(ip)
+    return r !== undefined && r.gateway !== 0 ? r.gateway : ip
+  }
+
+  /** The FWD stage saw the end: both FINs acked (linger for late retransmissions), a RST, or idle. */
+  private ended(w: Wiring, why: FwdEnd): void {
+    if (why === 'fin' && this.o.lingerMs > 0) {
+      const t = this.fw.host.scheduler.timer(() => this.teardown(w, why))
+      t.set(this.o.lingerMs)
+    } else this.teardown(w, why)
+  }
+
+  /** Ends a splicing or spliced session. */
+  teardown(w: Wiring, why: string): void {
+    if (w.done) return
+    const f = w.fwd
+    if (f !== null) {
+      if (f instanceof PreliminaryFwdStage) this.fw.stats.splicing--
+      else this.fw.stats.spliced--
+      f.onEnd = null
+      f.end(why === 'fin' || why === 'idle' ? why : 'rst')
+    }
+    this.fw.finish(w, why)
+  }
+
+  // ------------------------------------------------------------------ unsplice
+
+  /** Starts an unsplice (the session is in state `unsplicing`). */
+  unsplice(w: Wiring): void {
+    const f = w.fwd
+    const legs = this.legs.get(w)
+    if (f === null || f instanceof PreliminaryFwdStage || legs === undefined) return this.unspliceFailed(w, 'the session is not spliced')
+    if (f.ab.finSeen || f.ba.finSeen) return this.unspliceFailed(w, 'a FIN was forwarded: the connection is closing')
+    const started = this.now
+    const timer = this.fw.host.scheduler.timer(() => {
+      f.quiesceThen(null)
+      this.unspliceFailed(w, `the peers did not acknowledge everything forwarded within ${this.o.unspliceTimeoutMs} ms`)
+    })
+    timer.set(this.o.unspliceTimeoutMs)
+    f.quiesceThen(() => {
+      timer.cancel()
+      whenIdle([w.pathA], () => this.rebuild(w, f, legs, started))
+    })
+  }
+
+  private unspliceFailed(w: Wiring, why: string): void {
+    this.fw.stats.unspliceFailures++
+    w.session.setState('spliced', `unsplice failed: ${why}`)
+  }
+
+  /** Two TCBs from FWD state, the session's layout back, control mode. */
+  private rebuild(w: Wiring, f: FwdStage, legs: SplicedLegs, started: number): void {
+    if (w.done || w.fwd !== f || f.ended !== null) return
+    const fw = this.fw
+    const host = fw.host
+    const path = w.pathA
+    path.gate()
+    const now = Math.floor(this.now)
+    const A = this.tcpFrom(w.a, legs.a, f.ab, f.ba, now, Dir.Forward)
+    const b = w.b!
+    const twoPath = w.layout === '2-path'
+    const B = this.tcpFrom(b, legs.b, f.ba, f.ab, now, twoPath ? Dir.Forward : Dir.Backward)
+    const proxyA = w.proxyA
+    const proxyB = w.proxyB!
+    const ipfwd = legs.mode === 'ipfwd'
+    const ipA = ipfwd ? [host.netStages(w.a.remoteIp, IPPROTO_TCP).ip] : []
+    let entB: TcpConnection
+    if (!twoPath) {
+      const ipB = ipfwd ? [host.netStages(b.remoteIp, IPPROTO_TCP, { up: Dir.Backward }).ip] : []
+      path.replace(f, f, [...ipA, A, proxyA, B, ...ipB])
+      entB = { path, end: path.ends[1], stage: B, localIp: b.localIp, remoteIp: b.remoteIp, listener: null }
+    } else {
+      const last = path.stages[path.stages.length - 1]!
+      path.replace(f, last, [...ipA, A, proxyA])
+      const ns = host.netStages(b.remoteIp, IPPROTO_TCP)
+      const pb = new Path([...ns.stages, B, proxyB], { name: `${host.name}/proxy:${b.stage.tcb.localPort}>${b.stage.tcb.remotePort}` })
+      host.attach(pb, ns.iface)
+      path.connect(1, pb.ends[1])
+      pb.connect(1, path.ends[1])
+      w.pathB = pb
+      entB = { path: pb, end: pb.ends[0], stage: B, localIp: b.localIp, remoteIp: b.remoteIp, listener: null }
+    }
+    const entA: TcpConnection = { path, end: path.ends[0], stage: A, localIp: w.a.localIp, remoteIp: w.a.remoteIp, listener: null }
+    fw.tcp.setFlow(entA.localIp, legs.a.localPort, entA.remoteIp, legs.a.remotePort, entA)
+    fw.tcp.setFlow(entB.localIp, legs.b.localPort, entB.remoteIp, legs.b.remotePort, entB)
+    w.a = entA
+    w.b = entB
+    w.closedA = w.closedB = false
+    f.onEnd = null
+    w.fwd = null
+    this.legs.delete(w)
+    w.session.legs = { clientTcp: A, serverTcp: B, clientStage: proxyA, serverStage: proxyB, handover: twoPath }
+    fw.wireLeg(w, 'a', A)
+    fw.wireLeg(w, 'b', B)
+    path.ungate()
+    fw.stats.spliced--
+    fw.stats.unsplices++
+    fw.stats.unspliceMsTotal += this.now - started
+    w.session.setState('control', 'unspliced')
+  }
+
+  /**
+   * A TCB for one connection from FWD state: `inD` carries its peer's segments, `outD`
+   * the segments forwarded to its peer. Nothing is in flight (the peers acked it all).
+   */
+  private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, now: number, up: Dir): TcpStage {
+    // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS).
+    const lastOut = outD.tsMode === TsMode.Map ? seqAdd(outD.tsLastIn, outD.tsvalOffset) : snap.tsLastSent
+    const params: EstablishedParams = {
+      localPort: snap.localPort,
+      remotePort: snap.remotePort,
+      sndNxt: seqAdd(outD.highSeq, outD.seqOffset),
+      rcvNxt: inD.highSeq,
+      sndWnd: inD.window,
+      rcvWnd: outD.window,
+      peerMss: snap.peerMss,
+      sndWscale: snap.sndWscale,
+      rcvWscale: snap.rcvWscale,
+      sackOk: snap.sackOk,
+      tsOk: snap.tsOk,
+      tsRecent: inD.tsMode === TsMode.Map ? inD.tsLastIn : snap.tsRecent,
+      tsOffset: (lastOut + 1 - now) >>> 0,
+    }
+    return new TcpStage({
+      time: this.fw.host.scheduler, localIp: c.localIp, remoteIp: c.remoteIp, localPort: snap.localPort, remotePort: snap.remotePort,
+      iss: 0, config: this.fw.tcbConfig, up, established: params, trustChecksums: this.fw.tcp.trustChecksums,
+    })
+  }
+}
