@@ -1,9 +1,15 @@
 /**
- * Path builders: the host (ETH/ARP/IP/ICMP paths and the contract transports build on)
- * and the IP router path.
+ * Path builders: the host (ETH/ARP/IP/ICMP paths and the contract transports build on),
+ * the IP router path, and the proxy forwarder with its splice engine.
  * @module
  */
 export { Host, Interface } from './host.js'
 export type { HostOptions, InterfaceOptions, NetStages, NetStagesOptions, PingOptions, PingResult } from './host.js'
 export { IpRouter, createIpRouter } from './ip-router.js'
 export type { IpRouterOptions, RouterSide, RouteSpec } from './ip-router.js'
+export { ProxyForwarder } from './proxy/forwarder.js'
+export type { ProxyForwarderOptions, ProxyForwarderStats, ProxyLayout } from './proxy/forwarder.js'
+export { SpliceEngine } from './proxy/splice.js'
+export type { SpliceEngineOptions } from './proxy/splice.js'
+export { spliceConfig, sendStreamEnd } from './splice/config.js'
+export type { ConnectionAddrs, SpliceSide } from './splice/config.js'

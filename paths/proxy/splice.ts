@@ -138,7 +138,7 @@ export class SpliceEngine {
     const tap = userTap === undefined ? null : (dir: FwdTapDir, data: Uint8Array) => userTap(dir === 'ab' ? 'toServer' : 'toClient', data)
     // Step 2.
     const pre = new PreliminaryFwdStage({
-      ...cfg, tap,
+      ...cfg, tap, trustChecksums: this.fw.tcp.trustChecksums,
       a: { tcp: A, drainEnd: sendStreamEnd(snapA), tsLastOut: snapA.tsLastSent },
       b: { tcp: B, drainEnd: sendStreamEnd(snapB), tsLastOut: snapB.tsLastSent },
       onEnd: why => this.ended(w, why),
@@ -223,8 +223,9 @@ export class SpliceEngine {
     if (w.done || !(pre instanceof PreliminaryFwdStage) || pre.ended !== null || legs === undefined) return
     const path = w.pathA
     path.gate()
+    pre.settleTimestamps()
     const base = {
-      ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler,
+      ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,
       ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
     }
     let fin: FwdStage
@@ -248,6 +249,8 @@ export class SpliceEngine {
     st.splices++
     st.spliceMsTotal += this.now - legs.started
     w.session.setState('spliced', 'spliced')
+    // Both FINs may have been acknowledged while the TCBs drained.
+    if (fin.finsAcked()) fin.end('fin')
     if (legs.unspliceAt !== null && !w.done && w.session.state === 'spliced') {
       const left = seqDiff(legs.unspliceAt, fin.ba.highSeq)
       if (left <= 0) w.session.unsplice()

@@ -6,7 +6,7 @@
  *           checksum updated incrementally, TTL reset to 64 as a fresh header would be,
  *           the TCP segment rewritten as by FWD, `msg.nextHop` set for ETH's ARP lookup.
  * Drops:    FWD's reasons, plus 'fragment' (fragments need the FWD path, which reassembles),
- *           'not-tcp', 'bad-ip-header'.
+ *           'not-tcp', 'bad-ip-header', 'bad-ip-checksum'.
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
@@ -58,6 +58,8 @@ export class IpFwdStage extends FwdStage {
     if (b[ip + IP_PROTO] !== 6) return this.drop(msg, 'not-tcp')
     // MF set or a non-zero offset: a fragment. Reassembly is what IP/FWD bypasses.
     if ((get16(b, ip + IP_FRAG) & 0x3fff) !== 0) return this.drop(msg, 'fragment')
+    // The header is rewritten (and on a chop recomputed): it must be intact first.
+    if (checksum(b, ip, ihl) !== 0) return this.drop(msg, 'bad-ip-checksum')
     msg.end = ip + total // strip Ethernet padding
     const srcIp = get32(b, ip + IP_SRC)
     const dstIp = get32(b, ip + IP_DST)

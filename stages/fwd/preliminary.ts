@@ -31,7 +31,7 @@ import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import type { TcpStage } from '../tcp/stage.js'
 import { TsMode } from './rewrite.js'
-import { FwdStage, type FwdConfig } from './stage.js'
+import { FwdStage, type FwdConfig, type FwdEnd } from './stage.js'
 
 /** One of the two connections being drained. */
 export interface DrainingLeg {
@@ -123,6 +123,11 @@ export class PreliminaryFwdStage extends FwdStage {
     const leg = dir === Dir.Forward ? this.a : this.b
     const srcIp = get32(buf, msg.l3 + 12)
     const dstIp = get32(buf, msg.l3 + 16)
+    const v = msg.vnet
+    // Verified here, before the old TCB or a checksum recompute below sees it.
+    if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
+      return this.drop(msg, 'bad-checksum')
+    }
     if (!leg.tcp.tcb.drained) {
       // Step 3: the old TCB sees every segment, for its ACK only.
       const n = msg.end - tcp
@@ -161,6 +166,14 @@ export class PreliminaryFwdStage extends FwdStage {
     this.forward(msg, dir, msg.off)
   }
 
+  /**
+   * Only a RST ends the splice here: FINs may look acknowledged through the raised ACKs
+   * while an old TCB still owes its peer data; the final FWD decides once they drained.
+   */
+  protected override track(msg: Msg, _dir: DirT, tcp: number): FwdEnd | null {
+    return (msg.buf[tcp + TcpField.FLAGS]! & TcpFlag.RST) !== 0 ? 'rst' : null
+  }
+
   /** A forwarded TSval below the last one sent to that peer raises the direction's offset. */
   private keepTsMonotonic(msg: Msg, dir: DirT): void {
     const d = dir === Dir.Forward ? this.ab : this.ba
@@ -179,6 +192,22 @@ export class PreliminaryFwdStage extends FwdStage {
       set32(buf, ts + 2, to.tsLastOut)
       refill(buf, msg.off, msg.end, d.outSrcIp, d.outDstIp)
     } else to.tsLastOut = val
+  }
+
+  /**
+   * Before the final FWD takes over (it maps TSvals with fixed offsets): raises each
+   * direction's offset so that the next TSval forwarded, at least the last one seen from
+   * its sender, is not below what the old TCB last sent that peer.
+   */
+  settleTimestamps(): void {
+    for (const [d, other, to] of [[this.ab, this.ba, this.b], [this.ba, this.ab, this.a]] as const) {
+      if (d.tsMode !== TsMode.Map) continue
+      const behind = seqDiff(to.tsLastOut, (d.tsLastIn + d.tsvalOffset) >>> 0)
+      if (behind > 0) {
+        d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
+        other.tsecrOffset = d.tsvalOffset
+      }
+    }
   }
 
   /** An old TCB's own segment: TSval kept monotonic, then sent towards its peer. */

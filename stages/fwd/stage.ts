@@ -5,13 +5,15 @@
  * Produces: the segment for the other connection: ports, seq/ack, SACK, TS and window
  *           rewritten, checksum updated incrementally (RFC 1624) incl. the pseudo-header;
  *           the IP stage on the other side pushes a fresh IP header. No allocation.
- * Drops:    'syn-on-spliced' | 'blind-injection' | 'truncated' | 'below-splice-base' | 'closed' | 'no-l3'
+ * Drops:    'bad-checksum' | 'syn-on-spliced' | 'blind-injection' | 'truncated' | 'below-splice-base' |
+ *           'closed' | 'no-l3' | 'unsplicing' (new data while waiting to unsplice)
  * State:    per direction: seq/ack/TS offsets, window shifts, highest seq, last ack and
  *           window (for unsplicing), FIN seen; a simplified state machine (FIN each way, RST).
  * Inspect:  stats(), state(); an idle timer ends the splice after `idleMs` of silence.
  * @module
  */
 import { get32 } from '../../core/bytes.js'
+import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
 import type { Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
 import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
@@ -35,6 +37,14 @@ export interface FwdConfig {
   ab: FwdDirectionConfig | FwdDirection
   /** B -> A: segments travelling backward. */
   ba: FwdDirectionConfig | FwdDirection
+  /**
+   * Skip verifying the TCP checksum of incoming segments (a device that verified them, or
+   * a benchmark) [false]. Verification matters: FWD's state (highest seq, last ack, FIN)
+   * must come from intact segments, and a rewrite that recomputes a checksum must not
+   * launder a corrupted one. Segments whose virtio-net header says the checksum was
+   * checked (or is to be filled in) are trusted anyway.
+   */
+  trustChecksums?: boolean
   /** A read-only copy of every new spliced byte, per direction (a cache, a logger); off the fast path when unset. */
   tap?: ((dir: FwdTapDir, data: Uint8Array) => void) | null
   /** End the splice after this long without a segment (default: never). */
@@ -94,8 +104,6 @@ export class FwdStage extends Stage {
   readonly ba: FwdDirection
   /** Set once the splice ended; later segments are dropped as 'closed'. */
   ended: FwdEnd | null = null
-  private abFinAcked = false
-  private baFinAcked = false
   /** @internal */
   protected lastActivity = 0
   private readonly idleMs: number
@@ -107,6 +115,8 @@ export class FwdStage extends Stage {
   onEnd: ((why: FwdEnd) => void) | null
   /** See {@link FwdConfig.tap}. */
   tap: ((dir: FwdTapDir, data: Uint8Array) => void) | null
+  /** See {@link FwdConfig.trustChecksums}. */
+  readonly trustChecksums: boolean
   private watch: SeqWatch | null = null
   private quiesce: (() => void) | null = null
 
@@ -116,6 +126,7 @@ export class FwdStage extends Stage {
     this.ab = cfg.ab instanceof FwdDirection ? cfg.ab : new FwdDirection(cfg.ab)
     this.ba = cfg.ba instanceof FwdDirection ? cfg.ba : new FwdDirection(cfg.ba)
     this.tap = cfg.tap ?? null
+    this.trustChecksums = cfg.trustChecksums ?? false
     this.idleMs = cfg.idleMs ?? 0
     this.scheduler = cfg.scheduler ?? null
     this.onEnd = cfg.onEnd ?? null
@@ -196,6 +207,14 @@ export class FwdStage extends Stage {
    * the front (>= 0), or -1 after dropping the message.
    */
   protected rewrite(msg: Msg, dir: DirT, tcp: number, srcIp: number, dstIp: number): number {
+    const v = msg.vnet
+    if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0)) {
+      const len = msg.end - tcp
+      if (len >= 20 && checksum(msg.buf, tcp, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) {
+        this.drop(msg, 'bad-checksum')
+        return -1
+      }
+    }
     if (this.quiesce !== null || this.tap !== null) {
       if (this.slowChecks(msg, dir, tcp)) return -1
     }
@@ -213,20 +232,17 @@ export class FwdStage extends Stage {
    * The simplified state machine, on a rewritten segment at `tcp`: a RST ends the splice
    * once forwarded; so does the ACK of the second FIN. Returns why it ends now, or null.
    */
-  protected track(msg: Msg, dir: DirT, tcp: number): FwdEnd | null {
-    const buf = msg.buf
-    const flags = buf[tcp + TcpField.FLAGS]!
-    if ((flags & TcpFlag.RST) !== 0) return 'rst'
-    const forward = dir === Dir.Forward
-    const other = forward ? this.ba : this.ab
-    if ((flags & TcpFlag.ACK) !== 0 && other.finSeen) {
-      // After the rewrite the ack is in the other direction's incoming space.
-      if (seqGe(get32(buf, tcp + TcpField.ACK), seqAdd(other.finSeq, 1))) {
-        if (forward) this.baFinAcked = true
-        else this.abFinAcked = true
-      }
-    }
-    return this.abFinAcked && this.baFinAcked ? 'fin' : null
+  protected track(msg: Msg, _dir: DirT, tcp: number): FwdEnd | null {
+    if ((msg.buf[tcp + TcpField.FLAGS]! & TcpFlag.RST) !== 0) return 'rst'
+    return this.finsAcked() ? 'fin' : null
+  }
+
+  /** True once both peers sent FIN and each FIN was acknowledged by the other peer. */
+  finsAcked(): boolean {
+    const ab = this.ab
+    const ba = this.ba
+    return ab.finSeen && ba.finSeen &&
+      seqGe(ba.lastAck, seqAdd(ab.finSeq, 1 + ab.seqOffset)) && seqGe(ab.lastAck, seqAdd(ba.finSeq, 1 + ba.seqOffset))
   }
 
   /** Off the fast path: the unsplice quiesce filter and the tap. Returns true if it dropped `msg`. */
@@ -243,7 +259,7 @@ export class FwdStage extends Stage {
       this.drop(msg, 'unsplicing')
       return true
     }
-    if (this.tap !== null && len > 0 && seqGt(seqAdd(seq, len), d.highSeq) && hlen <= len + hlen) {
+    if (this.tap !== null && len > 0 && seqGt(seqAdd(seq, len), d.highSeq)) {
       // Only bytes never forwarded before: a retransmission is not new data.
       const from = seqGt(d.highSeq, seq) ? seqDiff(d.highSeq, seq) : 0
       if (from < len) this.tap(dir === Dir.Forward ? 'ab' : 'ba', buf.slice(tcp + hlen + from, msg.end))

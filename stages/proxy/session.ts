@@ -437,6 +437,15 @@ export class ProxySession implements ProxySessionApi {
 
   // ------------------------------------------------------------- internals
 
+  /**
+   * Bytes move between the TCBs in control mode, and while a splice waits to start (its
+   * TCBs must not fill up meanwhile: a full receive buffer would keep a hole from ever
+   * being filled). Once the splice unlinked the TCP stages, nothing moves.
+   */
+  private get moving(): boolean {
+    return this.state === 'control' || this.state === 'splicing'
+  }
+
   /** True when bytes from this side go straight to the other (relay, no data callback, or a splice requested). */
   private bound(fromClient: boolean): boolean {
     if (this.pendingSplice !== null || this.state !== 'control' || this.relaying) return true
@@ -450,7 +459,7 @@ export class ProxySession implements ProxySessionApi {
     if (toServer) this.bytes.toServer += n
     else this.bytes.toClient += n
     const legs = this.legs
-    if (this.state !== 'control' || legs === null || q.bytes > 0 || (toServer && legs.serverTcp === null)) {
+    if (!this.moving || legs === null || q.bytes > 0 || (toServer && legs.serverTcp === null)) {
       // Not the steady relay: keep the order behind what is queued.
       this.queue(q, msg.buf.subarray(msg.off, msg.end))
       msg.free()
@@ -470,7 +479,7 @@ export class ProxySession implements ProxySessionApi {
   /** Reads from one side's TCB as far as the other side has room. */
   private pumpFrom(client: boolean): void {
     const legs = this.legs
-    if (legs === null || this.state !== 'control') return
+    if (legs === null || !this.moving) return
     const from = client ? legs.clientTcp : legs.serverTcp
     if (from === null || from.path === null) return
     const readable = from.tcb.readableLength
@@ -506,7 +515,7 @@ export class ProxySession implements ProxySessionApi {
   }
 
   private flushQueue(q: Pending, tcp: TcpStage, stage: ProxyStage, dir: 0 | 1): void {
-    if (this.state !== 'control' || q.inTransit > 0 || stage.path === null) return
+    if (!this.moving || q.inTransit > 0 || stage.path === null) return
     while (q.chunks.length > 0) {
       const room = tcp.tcb.writableLength
       if (room <= 0) return

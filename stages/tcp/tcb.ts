@@ -1193,7 +1193,11 @@ export class Tcb {
    * congestion control, duplicate ACKs, window update. Returns a drop reason or null.
    */
   private processAckFields(ack: Seq, seq: Seq, wnd: number, flags: number, len: number): TcbDropReason | null {
-    const upper = this.drainMode ? seqAdd(this.sndMax, Math.max(this.maxSndWnd, 65535)) : this.sndMax
+    // Drain mode (Scout splice step 3): the peer's ACK also covers what the forwarder sent
+    // it after our stream, and that runs ahead for as long as the drain lasts, far more
+    // than the one window Scout allows. The FWD stage in front already refused ACKs far
+    // from anything sent (blind injection), so any ACK past SND.MAX counts as SND.MAX.
+    const upper = this.drainMode ? seqAdd(this.sndMax, 0x3fffffff) : this.sndMax
     if (seqGt(ack, upper)) {
       // RFC 9293 §3.10.7.4 / RFC 5961 §5.2: ACK of something not yet sent: ACK and drop.
       this.challengeAck()

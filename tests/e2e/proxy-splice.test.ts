@@ -66,3 +66,4 @@ for (const layout of ['1-path', '2-path'] as const) {
     })
   }
 }
+
