@@ -8,7 +8,7 @@ export type { HostOptions, InterfaceOptions, NetStages, NetStagesOptions, PingOp
 export { IpRouter, createIpRouter } from './ip-router.js'
 export type { IpRouterOptions, RouterSide, RouteSpec } from './ip-router.js'
 export { ProxyForwarder } from './proxy/forwarder.js'
-export type { ProxyForwarderOptions, ProxyForwarderStats, ProxyLayout } from './proxy/forwarder.js'
+export type { ProxyForwarderOptions, ProxyForwarderStats, ProxyLayout, Wiring } from './proxy/forwarder.js'
 export { SpliceEngine } from './proxy/splice.js'
 export type { SpliceEngineOptions } from './proxy/splice.js'
 export { spliceConfig, sendStreamEnd } from './splice/config.js'
