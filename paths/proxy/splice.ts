@@ -30,7 +30,7 @@ import type { SpliceOptions } from '../../stages/proxy/session.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { TcpStage } from '../../stages/tcp/stage.js'
 import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
-import { sendStreamEnd, spliceConfig, type SpliceSide } from '../splice/config.js'
+import { SPLICEABLE_STATES, spliceConfig, type SpliceSide } from '../splice/config.js'
 import type { ProxyForwarder, Wiring } from './forwarder.js'
 
 /** Tunables of the engine (the forwarder's options). */
@@ -70,13 +70,10 @@ function whenIdle(paths: readonly Path[], fn: () => void): void {
   else p.betweenMessages(() => whenIdle(rest, fn))
 }
 
-/** States in which a TCB can be spliced (its peer may still send, or still needs ACKs). */
-const SPLICEABLE = new Set(['ESTABLISHED', 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2'])
-
 /** Why a TCB cannot be spliced now, or null. */
 function notSpliceable(t: TcpStage, name: string): string | null {
   const st = t.tcb.state
-  return SPLICEABLE.has(st) ? null : `the ${name} connection is ${st}`
+  return SPLICEABLE_STATES.has(st) ? null : `the ${name} connection is ${st}`
 }
 
 /** Splices, finalizes, tears down and unsplices the sessions of one forwarder. */
@@ -139,8 +136,8 @@ export class SpliceEngine {
     // Step 2.
     const pre = new PreliminaryFwdStage({
       ...cfg, tap, trustChecksums: this.fw.tcp.trustChecksums,
-      a: { tcp: A, drainEnd: sendStreamEnd(snapA), tsLastOut: snapA.tsLastSent },
-      b: { tcp: B, drainEnd: sendStreamEnd(snapB), tsLastOut: snapB.tsLastSent },
+      a: { tcp: A, drainEnd: snapA.sndEnd, tsLastOut: snapA.tsLastSent },
+      b: { tcp: B, drainEnd: snapB.sndEnd, tsLastOut: snapB.tsLastSent },
       onEnd: why => this.ended(w, why),
     })
     const host = this.fw.host

@@ -5,9 +5,9 @@
  * Connection A joins the client and the proxy, B the proxy and the server. For segments
  * from A's peer (A -> B):
  * ```
- *   seqOffset   = end of B's send stream - A.rcvNxt
- *                 (B.sndUna + B.sndBuffered: what the proxy already queued for the server
- *                  comes first; the client's next byte follows it)
+ *   seqOffset   = B.sndEnd - A.rcvNxt
+ *                 (the end of B's send stream, FIN included: what the proxy already queued
+ *                  for the server comes first; the client's next byte follows it)
  *   ackOffset   = the B -> A seqOffset
  *   tsvalOffset = B.tsLastSent - A.tsRecent   (the server sees TSvals continue from ours)
  *   inShift     = A.sndWscale (the client's shift), outShift = B.rcvWscale (ours towards B)
@@ -43,13 +43,8 @@ export interface SpliceSide {
   tcb: TcbSnapshot
 }
 
-/** The end of a TCB's send stream: everything queued so far, acknowledged or not, and its FIN. */
-export function sendStreamEnd(t: TcbSnapshot): number {
-  return t.sndEnd
-}
-
-/** States with a synchronized connection whose other direction may still carry data. */
-const OPEN_STATES = new Set(['ESTABLISHED', 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2'])
+/** States in which a connection can be spliced: synchronized, and a direction may still carry data or need ACKs. */
+export const SPLICEABLE_STATES: ReadonlySet<string> = new Set(['ESTABLISHED', 'CLOSE-WAIT', 'FIN-WAIT-1', 'FIN-WAIT-2'])
 
 /**
  * Why `from` -> `to` cannot be spliced, or null. A direction whose sender already sent
@@ -68,7 +63,7 @@ function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOff
     outDstIp: to.addrs.remoteIp,
     outSrcPort: to.addrs.localPort,
     outDstPort: to.addrs.remotePort,
-    seqOffset: (sendStreamEnd(to.tcb) - from.tcb.rcvNxt) >>> 0,
+    seqOffset: (to.tcb.sndEnd - from.tcb.rcvNxt) >>> 0,
     ackOffset: ackOffset >>> 0,
     inShift: Math.max(0, from.tcb.sndWscale),
     outShift: Math.max(0, to.tcb.rcvWscale),
@@ -92,7 +87,7 @@ function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOff
  */
 export function spliceConfig(a: SpliceSide, b: SpliceSide): Pick<FwdConfig, 'ab' | 'ba'> {
   for (const [name, s] of [['A', a], ['B', b]] as const) {
-    if (!OPEN_STATES.has(s.tcb.state)) throw new SpliceStateError(`cannot splice: connection ${name} is ${s.tcb.state}`)
+    if (!SPLICEABLE_STATES.has(s.tcb.state)) throw new SpliceStateError(`cannot splice: connection ${name} is ${s.tcb.state}`)
     if (s.tcb.rcvBuffered > 0) {
       throw new SpliceStateError(`cannot splice: connection ${name} holds ${s.tcb.rcvBuffered} received bytes the proxy has not read (move them to the other side first)`)
     }
@@ -100,8 +95,8 @@ export function spliceConfig(a: SpliceSide, b: SpliceSide): Pick<FwdConfig, 'ab'
   const problem = directionProblem(a, b, 'client') ?? directionProblem(b, a, 'server')
   if (problem !== null) throw new SpliceStateError(`cannot splice: ${problem}`)
   if (a.tcb.finReceived && b.tcb.finReceived) throw new SpliceStateError('cannot splice: both directions are finished')
-  const abOffset = (sendStreamEnd(b.tcb) - a.tcb.rcvNxt) >>> 0
-  const baOffset = (sendStreamEnd(a.tcb) - b.tcb.rcvNxt) >>> 0
+  const abOffset = (b.tcb.sndEnd - a.tcb.rcvNxt) >>> 0
+  const baOffset = (a.tcb.sndEnd - b.tcb.rcvNxt) >>> 0
   const tsAB = (b.tcb.tsLastSent - a.tcb.tsRecent) >>> 0
   const tsBA = (a.tcb.tsLastSent - b.tcb.tsRecent) >>> 0
   return {

@@ -51,41 +51,37 @@ export interface PreliminaryFwdConfig extends FwdConfig {
   b: DrainingLeg
 }
 
-/** Finds the Timestamps option of the TCP header at `tcp`; returns its offset or -1. */
-export function findTimestamps(buf: Uint8Array, tcp: number): number {
+/**
+ * Offset of the next option of `kind` in the TCP header at `tcp`, searching from `from`
+ * (default: the first option); -1 if there is none or the options are malformed.
+ */
+function findOption(buf: Uint8Array, tcp: number, kind: number, from = tcp + 20): number {
   const end = tcp + ((buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2)
-  let i = tcp + 20
+  let i = from
   while (i < end) {
-    const kind = buf[i]!
-    if (kind === 0) break
-    if (kind === 1) {
+    const k = buf[i]!
+    if (k === 0) break
+    if (k === 1) {
       i++
       continue
     }
     const len = buf[i + 1] ?? 0
     if (len < 2 || i + len > end) break
-    if (kind === 8 && len === 10) return i
+    if (k === kind) return i
     i += len
   }
   return -1
 }
 
+/** Finds the Timestamps option of the TCP header at `tcp`; returns its offset or -1. */
+export function findTimestamps(buf: Uint8Array, tcp: number): number {
+  const at = findOption(buf, tcp, 8)
+  return at >= 0 && buf[at + 1] === 10 ? at : -1
+}
+
 /** NOPs out every SACK option of the TCP header at `tcp`. */
 function stripSack(buf: Uint8Array, tcp: number): void {
-  const end = tcp + ((buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2)
-  let i = tcp + 20
-  while (i < end) {
-    const kind = buf[i]!
-    if (kind === 0) break
-    if (kind === 1) {
-      i++
-      continue
-    }
-    const len = buf[i + 1] ?? 0
-    if (len < 2 || i + len > end) break
-    if (kind === 5) buf.fill(1, i, i + len)
-    i += len
-  }
+  for (let at = findOption(buf, tcp, 5); at >= 0; at = findOption(buf, tcp, 5, at)) buf.fill(1, at, at + buf[at + 1]!)
 }
 
 /** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
