@@ -55,7 +55,6 @@ export class TcpSocket extends Duplex implements TcpApp {
         this.emit('connect')
         this.flushPending()
       },
-      data: () => this.onData(),
       end: () => this.onData(),
       writable: () => this.flushPending(),
       error: reason => this.destroy(sockError(reason, `${this.localPort} > ${this.remoteAddress}:${this.remotePort}`)),

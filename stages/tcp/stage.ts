@@ -47,7 +47,7 @@ export interface TcpTimeSource {
 
 /** Something that consumes a connection's received data (the socket). */
 export interface TcpApp {
-  /** Called when in-order data became readable (read it with `tcb.read`). */
+  /** Called after each received segment that left in-order data readable (read it with `tcb.read`). */
   onData(): void
 }
 
@@ -124,7 +124,11 @@ export class TcpStage extends Stage implements TcbHost {
     const b = msg.buf
     if (get16(b, msg.off) !== this.tcb.remotePort || get16(b, msg.off + 2) !== this.tcb.localPort) return this.drop(msg, 'wrong-ports')
     this.tcb.input(msg)
-    if (this.app === null && this.tcb.readableLength > 0) this.pushUp(Infinity)
+    if (this.tcb.readableLength > 0) {
+      const app = this.app
+      if (app === null) this.pushUp(Infinity)
+      else app.onData()
+    }
   }
 
   private fromAbove(msg: Msg): void {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { parseIPv4 } from '../../core/bytes.js'
 import { Random } from '../../core/random.js'
 import type { ProxyHandler, ProxySessionApi } from '../../stages/proxy/session.js'
-import { proxyNet, runProxied, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
+import { PROXY_A, PROXY_PORT, proxyNet, runProxied, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
 import { sha } from '../helpers/tcp-net.js'
 
 function plug(onOpen?: (s: ProxySessionApi) => void): ProxyHandler {
@@ -67,3 +67,17 @@ for (const layout of ['1-path', '2-path'] as const) {
   }
 }
 
+
+t.test('a server that speaks first is relayed with no client traffic to drive the proxy', async t => {
+  const net = proxyNet(plug())
+  net.tcpS.listen(SERVER_PORT, conn => {
+    conn.stage.app = { onData() {} }
+    conn.stage.tcb.write(new Uint8Array(1000).fill(7)) // a banner, sent at once
+  })
+  const c = net.tcpC.connect(parseIPv4(PROXY_A), PROXY_PORT) // the client only listens
+  let got = 0
+  const buf = new Uint8Array(65536)
+  c.stage.app = { onData: () => { for (let n; (n = c.stage.tcb.read(buf)) > 0;) got += n } }
+  net.sched.runFor(10_000)
+  t.equal(got, 1000, 'the client got the 1000-byte banner')
+})
