@@ -12,7 +12,10 @@
  *   2 between messages: [TCP(F) PROXY] becomes [REFWD(E<->B) IP ETH]; flow D–B points at
  *     the new path (with the server segments the old path held); flow A–C is forgotten
  *     (A's next segment gets a RST from the listener) and the old session ends 'moved'
- *   3 F's TCB drains (the OK reply and older replies acknowledged), then the final FWD
+ *   3 F's TCB drains (the OK reply and older replies acknowledged) and the client's
+ *     rewrite has caught up with the server's ACK (until then REFWD lowers server ACKs to
+ *     what E sent: the server may hold more of the stream than E has re-sent), then the
+ *     final FWD
  * ```
  * Server→client: octets below splice_irs are chopped (already read, or salvaged from the
  * old socket); splice_irs maps to the octet after the OK reply. Client→server: F's next
@@ -64,6 +67,10 @@ export interface ResplicerStats {
   salvaged: number
   /** Octets the clients were told to rewrite, in total. */
   rewritten: number
+  /** Moves in the case of Fig. 8 (acked octets the client had not read: salvaged). */
+  salvageMoves: number
+  /** Moves in the case of Fig. 9 (octets read before their ACK reached the proxy). */
+  readAheadMoves: number
   /** Sum of the time from RECONNECT request to the reply (ms): waiting for a splice shows here. */
   replyMsTotal: number
 }
@@ -87,7 +94,7 @@ interface Bases {
 /** Moves spliced sessions of one forwarder between client connections (the {@link MsocksMover}). */
 export class Resplicer implements MsocksMover {
   /** Counters. */
-  readonly stats: ResplicerStats = { moved: 0, finalized: 0, salvaged: 0, rewritten: 0, replyMsTotal: 0 }
+  readonly stats: ResplicerStats = { moved: 0, finalized: 0, salvaged: 0, rewritten: 0, salvageMoves: 0, readAheadMoves: 0, replyMsTotal: 0 }
   private readonly fw: ProxyForwarder
   private readonly bases = new Map<ProxySessionApi, Bases>()
   private readonly waitMs: number
@@ -163,6 +170,8 @@ export class Resplicer implements MsocksMover {
         return fail(MsocksRep.BadCounters, pts.reason)
       }
       this.stats.replyMsTotal += this.now - started
+      if (pts.figure === 'salvage') this.stats.salvageMoves++
+      else if (pts.figure === 'read-ahead') this.stats.readAheadMoves++
       reply({ rep: MsocksRep.Succeeded, dataSalvage: pts.dataSalvage, dataWrite: pts.dataWrite }, 'moved')
       // The replies are a handshake: Nagle would hold the last one for the client's
       // (delayed) ACK of the earlier ones, adding ~40 ms to every move.
@@ -242,10 +251,8 @@ export class Resplicer implements MsocksMover {
     s.state = 'splicing'
     fw.stats.spliced++
     F.app = { onData() {} }
-    F.tcb.events = {
-      drained: () => path.betweenMessages(() => this.finalize(wTo, pre)),
-      error: why => this.teardown(wTo, why),
-    }
+    pre.onReady = () => path.betweenMessages(() => this.finalize(wTo, pre))
+    F.tcb.events = { error: why => this.teardown(wTo, why) }
     F.tcb.ownerEvents = {}
     this.bases.set(s, bases)
     this.bases.delete(wFrom.session)

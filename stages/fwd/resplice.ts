@@ -76,6 +76,13 @@ export class RespliceFwdStage extends FwdStage {
   readonly client: RespliceLeg
   /** Pure ACKs of the TCB's own octets, given to it alone. */
   absorbed = 0
+  /** Server ACKs lowered to what the new connection has sent. */
+  clamped = 0
+  /**
+   * Called once, when the TCB has drained and the new connection has sent at least
+   * everything the server acknowledged: the final FWD (which does not clamp) may take over.
+   */
+  onReady: (() => void) | null = null
   private ackToClient = 0
   private ackKnown = false
 
@@ -135,6 +142,16 @@ export class RespliceFwdStage extends FwdStage {
     msg.l4 = msg.off
     if (dir === Dir.Backward) this.towardClient(msg)
     this.forward(msg, dir, msg.off)
+    if (this.onReady !== null && this.ready) {
+      const f = this.onReady
+      this.onReady = null
+      f()
+    }
+  }
+
+  /** True once the TCB drained and the server's ACKs fall within what the new connection sent. */
+  get ready(): boolean {
+    return this.client.tcp.tcb.drained && !seqGt((this.ba.lastAck - this.ab.seqOffset) >>> 0, this.ab.highSeq)
   }
 
   /** Only a RST ends the splice while the TCB drains (the final FWD watches FINs). */
@@ -147,7 +164,19 @@ export class RespliceFwdStage extends FwdStage {
     const buf = msg.buf
     const tcp = msg.off
     if ((buf[tcp + TcpField.FLAGS]! & TcpFlag.ACK) !== 0) {
-      const a = get32(buf, tcp + TcpField.ACK)
+      let a = get32(buf, tcp + TcpField.ACK)
+      // The server may hold more of the client's stream than the new connection has sent
+      // yet (the old one's octets, or an ACK the proxy had not seen): acknowledge only
+      // what the new connection sent. An ACK of unsent data makes the client drop the
+      // whole segment (RFC 9293 §3.10.7.4), and it would never learn of its rewrite.
+      const sent = this.ab.highSeq
+      if (seqGt(a, sent)) {
+        a = sent
+        set32(buf, tcp + TcpField.ACK, a)
+        stripSack(buf, tcp)
+        refill(buf, tcp, msg.end, this.ba.outSrcIp, this.ba.outDstIp)
+        this.clamped++
+      }
       if (!this.ackKnown || seqGt(a, this.ackToClient)) {
         this.ackToClient = a
         this.ackKnown = true
@@ -213,6 +242,6 @@ export class RespliceFwdStage extends FwdStage {
 
   /** Counters for stats(). */
   override extraStats(): Record<string, number | string | boolean> {
-    return { ...super.extraStats(), absorbed: this.absorbed, drained: this.client.tcp.tcb.drained, drainEnd: this.client.drainEnd }
+    return { ...super.extraStats(), absorbed: this.absorbed, clamped: this.clamped, drained: this.client.tcp.tcb.drained, drainEnd: this.client.drainEnd }
   }
 }

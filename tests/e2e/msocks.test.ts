@@ -7,7 +7,9 @@
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { Random } from '../../core/random.js'
-import { MobileSocket, type ReconnectInfo } from '../../clients/msocks/index.js'
+import { parseIPv4 } from '../../core/bytes.js'
+import { MSOCKS_RECONNECT_REPLY_LENGTH, MobileSocket, MsocksRep, buildReconnect, parseReconnectReply, type ReconnectInfo } from '../../clients/msocks/index.js'
+import { buildGreeting, buildRequest, buildUserPass } from '../../stages/proxy/handlers/socks5.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { CLIENT1, CLIENT2, PROXY1, PROXY2, PROXY_PORT, SERVER, SERVER_PORT, msocksNet } from '../helpers/msocks-net.js'
 
@@ -48,10 +50,13 @@ class ServerApp {
   }
 }
 
-type MoveKind = 'clean' | 'hard'
+/** clean: both links up; hard: the old link is cut first; -paused: the reader stopped a while before (octets acked but unread: Fig. 8). */
+type MoveKind = 'clean' | 'hard' | 'clean-paused' | 'hard-paused'
 
 interface Case {
   name: string
+  /** The SOCKS handler relays instead of splicing: moves find the session in control mode. */
+  relay?: boolean
   layout?: '1-path' | '2-path'
   mode?: 'fwd' | 'ipfwd'
   loss: number
@@ -60,7 +65,7 @@ interface Case {
 }
 
 async function run(t: Test, c: Case): Promise<void> {
-  const net = msocksNet({ seed: c.seed, impairClient: { delayMs: 2, loss: c.loss }, impairServer: { delayMs: 1, loss: c.loss / 2 }, ...(c.layout ? { layout: c.layout } : {}), ...(c.mode ? { mode: c.mode } : {}) })
+  const net = msocksNet({ seed: c.seed, impairClient: { delayMs: 2, loss: c.loss }, impairServer: { delayMs: 1, loss: c.loss / 2 }, ...(c.layout ? { layout: c.layout } : {}), ...(c.mode ? { mode: c.mode } : {}), ...(c.relay ? { socksSplice: false } : {}) })
   const rnd = new Random(c.seed)
   const down = rnd.bytes(new Uint8Array(3_000_000))
   const up = rnd.bytes(new Uint8Array(2_000_000))
@@ -109,7 +114,12 @@ async function run(t: Test, c: Case): Promise<void> {
     t.ok(await net.until(() => got >= at || error !== null, 120_000, 1), `read ${at} octets before move ${i + 1}`)
     const kind = c.moves[i]!
     const from = onSecond ? net.wire3 : net.wire1
-    if (kind === 'hard') from.cut()
+    const paused = kind.endsWith('-paused')
+    if (paused) {
+      ms.pause()
+      await net.until(() => false, 40)
+    }
+    if (kind.startsWith('hard')) from.cut()
     const inFlightUp = off - ms.dataWritten
     const t0 = net.clock.now()
     moving = true
@@ -133,12 +143,20 @@ async function run(t: Test, c: Case): Promise<void> {
     onSecond = !onSecond
     t.equal(ms.localAddress, onSecond ? CLIENT2 : CLIENT1, `move ${i + 1}: now on ${onSecond ? CLIENT2 : CLIENT1}`)
     t.ok(ms.dataWritten < up.length || inFlightUp >= 0, 'moved mid-upload')
-    if (kind === 'hard') {
-      // Bring the cut link back for a later move to it.
-      from.restore()
-    }
+    if (paused) ms.resume()
+    // Bring a cut link back for a later move to it.
+    from.restore()
   }
-  t.ok(await net.until(() => got === down.length || error !== null, 300_000), 'everything downloaded')
+  if (!t.ok(await net.until(() => got === down.length || error !== null, 300_000), 'everything downloaded')) {
+    t.comment(`got ${got} of ${down.length}, dataRead ${ms.dataRead}; server received ${(server as ServerApp | null)?.received} sent ${(server as ServerApp | null)?.sent}`)
+    t.comment(net.fw.describe().join('\n'))
+    for (const w of net.fw.sessions.values()) t.comment(JSON.stringify(w.fwd?.stats()))
+    t.comment(JSON.stringify((server as ServerApp | null)?.conn.stage.tcb.snapshot()))
+    const cst = (ms as unknown as { leg: { sock: { conn: TcpConnection } } }).leg.sock.conn.stage
+    t.comment(JSON.stringify(cst.tcb.snapshot()))
+    t.comment(JSON.stringify(cst.stats()))
+    for (const w of net.fw.sessions.values()) t.comment(JSON.stringify(w.fwd?.ba) + JSON.stringify(w.fwd?.ab))
+  }
   ms.end()
   const srv = () => server as ServerApp | null
   t.ok(await net.until(() => (ended && srv()?.gotEnd === true) || error !== null, 120_000), 'both FINs arrived')
@@ -150,11 +168,14 @@ async function run(t: Test, c: Case): Promise<void> {
   t.equal(srv()!.received, up.length, 'server read every octet')
   t.equal(srv()!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'server digest equals the client\'s data')
   t.equal(net.resplicer.stats.moved, c.moves.length, 'resplicer moved the session each time')
+  t.equal(net.resplicer.stats.finalized, c.moves.length, 'each move ended in a final FWD')
   t.equal(net.msocks.stats.moved, c.moves.length)
+  const pausedMoves = c.moves.filter(k => k.endsWith('-paused')).length
+  t.ok(net.resplicer.stats.salvageMoves >= pausedMoves, `a paused reader's acked octets were salvaged (${net.resplicer.stats.salvageMoves} of ${c.moves.length} moves, ${pausedMoves} paused)`)
   t.equal(net.msocks.stats.unknownId + net.msocks.stats.badCounters + net.msocks.stats.wrongUser, 0, 'no refusals')
   const salvaged = infos.reduce((a, i) => a + i.dataSalvage, 0)
   const rewritten = infos.reduce((a, i) => a + i.dataWrite, 0)
-  t.comment(`${c.name}: moves ${c.moves.join(',')} virtual ms ${virtualMs.join(',')} reply ms ${infos.map(i => i.replyMs).join(',')}; salvaged ${salvaged}, rewritten ${rewritten}`)
+  t.comment(`${c.name}: moves ${c.moves.join(',')} virtual ms ${virtualMs.join(',')} reply ms ${infos.map(i => i.replyMs).join(',')}; salvaged ${salvaged}, rewritten ${rewritten}; Fig. 8 moves ${net.resplicer.stats.salvageMoves}, Fig. 9 moves ${net.resplicer.stats.readAheadMoves}`)
   if (c.loss === 0) {
     // 2 RTT to the reply (SYN/SYN-ACK, then greeting+auth+RECONNECT pipelined), RTT = 4 ms
     // here; the driver's 0.5 ms steps and promise hops add a little.
@@ -167,8 +188,85 @@ async function run(t: Test, c: Case): Promise<void> {
 }
 
 const cases: Case[] = [
-  { name: '1-path FWD, no loss', layout: '1-path', loss: 0, moves: ['clean', 'clean', 'hard', 'clean'], seed: 11 },
-  { name: '2-path FWD, 1% loss', layout: '2-path', loss: 0.01, moves: ['clean', 'hard', 'hard'], seed: 12 },
-  { name: '1-path IP/FWD, 2% loss', mode: 'ipfwd', loss: 0.02, moves: ['hard', 'clean', 'hard'], seed: 13 },
+  { name: '1-path FWD, no loss', layout: '1-path', loss: 0, moves: ['clean', 'clean-paused', 'hard', 'hard-paused'], seed: 11 },
+  { name: '2-path FWD, 1% loss', layout: '2-path', loss: 0.01, moves: ['clean', 'hard-paused', 'hard', 'clean-paused'], seed: 12 },
+  { name: '1-path IP/FWD, 2% loss', mode: 'ipfwd', loss: 0.02, moves: ['hard', 'clean-paused', 'hard'], seed: 13 },
+  // Control mode: the first move splices the relayed session first (both links up), then moves it.
+  { name: '2-path relayed (control mode), 1% loss', layout: '2-path', relay: true, loss: 0.01, moves: ['clean', 'hard'], seed: 14 },
 ]
 for (const c of cases) t.test(`msocks: ${c.name}: moves mid-transfer both ways, digests equal`, t => run(t, c))
+
+/** Sends raw octets on a new connection to the proxy and collects what comes back until it closes (or `limitMs`). */
+async function raw(net: ReturnType<typeof msocksNet>, via: string, bytes: Uint8Array, limitMs = 2000): Promise<Uint8Array> {
+  const sock = net.connect({ host: via, port: PROXY_PORT })
+  const chunks: Uint8Array[] = []
+  let closed = false
+  sock.on('data', (d: Uint8Array) => chunks.push(new Uint8Array(d)))
+  sock.on('error', () => { closed = true })
+  sock.on('close', () => { closed = true })
+  sock.on('end', () => sock.end())
+  sock.once('connect', () => sock.write(bytes))
+  await net.until(() => closed, limitMs)
+  sock.destroy()
+  return Buffer.concat(chunks)
+}
+
+t.test('msocks: forged, foreign and inconsistent RECONNECTs are refused; the session goes on untouched', async t => {
+  const net = msocksNet({ seed: 21 })
+  const rnd = new Random(21)
+  const down = rnd.bytes(new Uint8Array(1_500_000))
+  const up = rnd.bytes(new Uint8Array(500_000))
+  let server: ServerApp | null = null
+  net.tcpS.listen(SERVER_PORT, conn => { server = new ServerApp(conn, down) })
+  const ms = new MobileSocket({ proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: SERVER_PORT }, auth: { user: 'alice', password: 'wonderland' }, connect: net.connect, now: () => net.clock.now() })
+  const h = createHash('sha256')
+  let got = 0
+  let ended = false
+  ms.on('data', (d: Buffer) => { h.update(d); got += d.length })
+  ms.on('end', () => { ended = true })
+  ms.once('connect', () => ms.write(up))
+  t.ok(await net.until(() => got > 300_000, 60_000), 'transfer under way')
+  const id = ms.id!
+  const greet = (user: string, pass: string): Uint8Array => Buffer.concat([buildGreeting([2]), buildUserPass(user, pass)])
+  const reconnect = (user: string, pass: string, r: { id: Uint8Array; dataRead: number; dataWritten: number }) => raw(net, PROXY2, Buffer.concat([greet(user, pass), buildReconnect(r)]))
+  const replyOf = (b: Uint8Array) => {
+    t.equal(b.length, 4 + MSOCKS_RECONNECT_REPLY_LENGTH, 'method reply, auth reply, RECONNECT reply, then close')
+    const r = parseReconnectReply(b.subarray(4))
+    return r.kind === 'ok' ? r.value : null
+  }
+  const forged = replyOf(await reconnect('alice', 'wonderland', { id: new Uint8Array(16).fill(0xab), dataRead: 0, dataWritten: 0 }))
+  t.equal(forged?.rep, MsocksRep.UnknownId, 'an unknown identifier: X\'80\'')
+  const foreign = replyOf(await reconnect('mallory', 'evil', { id, dataRead: ms.dataRead, dataWritten: ms.dataWritten }))
+  t.equal(foreign?.rep, MsocksRep.UnknownId, 'another user\'s identifier: the same X\'80\' (nothing learnt)')
+  const beyond = replyOf(await reconnect('alice', 'wonderland', { id, dataRead: ms.dataRead + 50_000_000, dataWritten: ms.dataWritten }))
+  t.equal(beyond?.rep, MsocksRep.BadCounters, 'data_read beyond what the server sent: X\'81\'')
+  const below = replyOf(await reconnect('alice', 'wonderland', { id, dataRead: ms.dataRead, dataWritten: 0 }))
+  t.equal(below?.rep, MsocksRep.BadCounters, 'data_written below the server\'s acknowledgment: X\'81\'')
+  const bad = await raw(net, PROXY2, Buffer.concat([greet('alice', 'nope'), buildReconnect({ id, dataRead: 0, dataWritten: 0 })]))
+  t.same([...bad], [5, 2, 1, 1], 'wrong password: RFC 1929 failure, no RECONNECT reply')
+  const st = net.msocks.stats
+  t.same({ unknownId: st.unknownId, wrongUser: st.wrongUser, badCounters: st.badCounters, moved: st.moved }, { unknownId: 1, wrongUser: 1, badCounters: 2, moved: 0 }, 'refusals counted by reason')
+  t.equal(net.msocksLog.filter(e => e.type === 'refused').length, 4, 'and logged')
+  t.equal(ms.moves, 0, 'the client did not move')
+  // The genuine owner still moves with the identifier the forgeries tried.
+  let moved = false
+  void ms.reconnect({ proxyHost: PROXY2 }).then(() => { moved = true })
+  t.ok(await net.until(() => moved, 10_000), 'the owner moves afterwards')
+  t.equal(ms.localAddress, CLIENT2)
+  t.ok(await net.until(() => got === down.length, 120_000), 'the session went on')
+  ms.end()
+  t.ok(await net.until(() => ended && (server as ServerApp | null)?.gotEnd === true, 60_000), 'closed both ways')
+  t.equal(h.digest('hex'), createHash('sha256').update(down).digest('hex'), 'download intact')
+  t.equal((server as ServerApp | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
+  ms.destroy()
+})
+
+t.test('msocks: a plain SOCKS5 CONNECT gets no identifier', async t => {
+  const net = msocksNet({ seed: 22 })
+  net.tcpS.listen(SERVER_PORT, conn => new ServerApp(conn, new Uint8Array(10)))
+  const greet = Buffer.concat([buildGreeting([2]), buildUserPass('alice', 'wonderland')])
+  const plain = await raw(net, PROXY1, Buffer.concat([greet, buildRequest(1, { type: 'ipv4', ip: parseIPv4(SERVER) }, SERVER_PORT)]), 300)
+  t.equal(plain[4 + 1], 0, 'CONNECT succeeded')
+  t.equal(plain.length, 4 + 10 + 10, 'a 10-octet reply, then the server\'s 10 octets: no identifier')
+  t.equal(net.msocks.stats.issued, 0, 'no identifier issued')
+})

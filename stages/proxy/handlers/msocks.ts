@@ -211,6 +211,11 @@ export type ResplicePoints =
     readonly dataWrite: number
     /** Towards-server sequence number the first rewritten octet maps to (snd_una_D). */
     readonly rewriteFrom: number
+    /**
+     * Which case of §III-B.4: 'salvage' (Fig. 8, snd_una_C > data_read), 'read-ahead'
+     * (Fig. 9, data_read > snd_una_C: retransmissions below data_read are chopped), 'exact'.
+     */
+    readonly figure: 'salvage' | 'read-ahead' | 'exact'
   }
   | {
     /** The counters do not fit (a forged or buggy client). */
@@ -240,7 +245,8 @@ export function resplicePoints(st: RespliceState, dataRead: number, dataWritten:
   const hole = seqDiff(seqAdd(st.writeBase, dataWritten), st.sndUnaD)
   if (hole < 0) return { ok: false, reason: `data_written ${dataWritten} is ${-hole} octets below what the server acknowledged` }
   if (hole > MSOCKS_MAX_GAP) return { ok: false, reason: `data_written ${dataWritten} is more than ${MSOCKS_MAX_GAP} octets beyond the server's acknowledgment` }
-  return { ok: true, spliceIrs, dataSalvage, dataWrite: hole, rewriteFrom: st.sndUnaD }
+  const figure = unread > 0 ? 'salvage' : unread < 0 ? 'read-ahead' : 'exact'
+  return { ok: true, spliceIrs, dataSalvage, dataWrite: hole, rewriteFrom: st.sndUnaD, figure }
 }
 
 // ------------------------------------------------------------------ registry
