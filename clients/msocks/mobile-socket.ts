@@ -55,7 +55,10 @@ export interface MobileSocketOptions {
   localAddress?: string
   /** RFC 1929 credentials, when the proxy wants them. */
   auth?: { user: string; password: string }
-  /** Opens a connection (default: `net.connect`); it must emit 'connect' once open. */
+  /**
+   * Opens a connection (default: `net.connect`, half-open allowed); it must emit 'connect'
+   * once open, and should allow half-open streams (the server's FIN must not end our side).
+   */
   connect?: (t: MobileConnectTarget) => MobileTransport
   /** Octets of recently written data kept for rewrites [8 MiB]. */
   ringBytes?: number
@@ -67,7 +70,7 @@ export interface MobileSocketOptions {
   retryDelayMs?: number
   /** Give up one attempt (handshake, salvage) after this long [5000 ms]. */
   attemptTimeoutMs?: number
-  /** The clock latencies are measured with (ms) [Date.now; a test's virtual clock]. */
+  /** The clock latencies are measured with (ms) [performance.now; a test's virtual clock]. */
   now?: () => number
 }
 
@@ -176,9 +179,9 @@ export class MobileSocket extends Duplex {
   constructor(opts: MobileSocketOptions) {
     super({ allowHalfOpen: true })
     this.o = {
-      connect: opts.connect ?? (t => net.connect({ host: t.host, port: t.port, ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}) })),
+      connect: opts.connect ?? (t => net.connect({ host: t.host, port: t.port, allowHalfOpen: true, ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}) })),
       ringBytes: opts.ringBytes ?? 8 * 1024 * 1024, autoReconnect: opts.autoReconnect ?? true, retries: opts.retries ?? 5,
-      retryDelayMs: opts.retryDelayMs ?? 100, attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000, now: opts.now ?? Date.now,
+      retryDelayMs: opts.retryDelayMs ?? 100, attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000, now: opts.now ?? (() => performance.now()),
       proxy: opts.proxy, target: opts.target, auth: opts.auth, localAddress: opts.localAddress,
     }
     this.ring = new WriteRing(this.o.ringBytes)
@@ -242,10 +245,9 @@ export class MobileSocket extends Duplex {
   /** @internal */
   override _final(cb: (err?: Error | null) => void): void {
     this.ended = true
-    if (this.state === 'open') {
-      this.leg!.sock.end()
-      cb()
-    } else this.finalCb = cb
+    // 'finish' once the FIN is handed to the socket (a destroy before that could drop it).
+    if (this.state === 'open') this.leg!.sock.end(() => cb())
+    else this.finalCb = cb
   }
 
   /** @internal */
@@ -290,7 +292,8 @@ export class MobileSocket extends Duplex {
       if (leg.closed) return
       leg.closed = true
       leg.wake()
-      if (leg === this.leg) this.broken(err ?? null)
+      // Both FINs exchanged: the session is over, not broken.
+      if (leg === this.leg && !(leg.gotEnd && this.ended)) this.broken(err ?? null)
     }
     sock.on('error', gone)
     sock.on('close', () => gone())
@@ -504,8 +507,7 @@ export class MobileSocket extends Duplex {
     if (this.finalCb !== null && this.state === 'open') {
       const cb = this.finalCb
       this.finalCb = null
-      this.leg!.sock.end()
-      cb()
+      this.leg!.sock.end(() => cb())
     } else if (this.ended && this.state === 'open' && this.moves > 0) {
       this.leg!.sock.end()
     }

@@ -12,10 +12,10 @@
  *   2 between messages: [TCP(F) PROXY] becomes [REFWD(E<->B) IP ETH]; flow D–B points at
  *     the new path (with the server segments the old path held); flow A–C is forgotten
  *     (A's next segment gets a RST from the listener) and the old session ends 'moved'
- *   3 F's TCB drains (the OK reply and older replies acknowledged) and the client's
- *     rewrite has caught up with the server's ACK (until then REFWD lowers server ACKs to
- *     what E sent: the server may hold more of the stream than E has re-sent), then the
- *     final FWD
+ *   3 F's TCB drains (the OK reply and older replies acknowledged) and E's rewrite has
+ *     passed everything A ever forwarded to the server (until then REFWD lowers server
+ *     ACKs to what E sent: the server may hold more of the stream than E has re-sent, and
+ *     an ACK of unsent data makes E drop the segment), then the final FWD
  * ```
  * Server→client: octets below splice_irs are chopped (already read, or salvaged from the
  * old socket); splice_irs maps to the octet after the OK reply. Client→server: F's next
@@ -225,6 +225,7 @@ export class Resplicer implements MsocksMover {
     const pre = new RespliceFwdStage({
       ab, ba, trustChecksums: fw.tcp.trustChecksums, onEnd: why => this.teardown(wTo, why),
       client: { tcp: F, drainEnd: fs.sndEnd, tsLastOut: fs.tsLastSent },
+      clampUntil: seqAdd(f.ab.highSeq, f.ab.seqOffset),
     })
     const path = wTo.pathA
     path.gate()

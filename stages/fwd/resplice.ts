@@ -21,7 +21,7 @@
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
 import { allocMsg, type Msg } from '../../core/msg.js'
-import { seqDiff, seqGt, seqLt } from '../../core/seq.js'
+import { seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import type { TcpStage } from '../tcp/stage.js'
@@ -43,6 +43,12 @@ export interface RespliceLeg {
 export interface RespliceFwdConfig extends FwdConfig {
   /** The new client connection (its peer's segments travel forward). */
   client: RespliceLeg
+  /**
+   * The end of what the old client connection ever forwarded to the server (towards-server
+   * sequence space): the server may acknowledge up to here, so until the new connection
+   * has sent this far its ACKs must be lowered.
+   */
+  clampUntil: number
 }
 
 /** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
@@ -79,17 +85,19 @@ export class RespliceFwdStage extends FwdStage {
   /** Server ACKs lowered to what the new connection has sent. */
   clamped = 0
   /**
-   * Called once, when the TCB has drained and the new connection has sent at least
-   * everything the server acknowledged: the final FWD (which does not clamp) may take over.
+   * Called once, when the TCB has drained and the new connection has sent everything the
+   * server could acknowledge: the final FWD (which does not clamp) may take over.
    */
   onReady: (() => void) | null = null
   private ackToClient = 0
   private ackKnown = false
+  private readonly clampUntil: number
 
   /** Creates the stage and points the draining TCB's output at it. */
   constructor(cfg: RespliceFwdConfig) {
     super(cfg, 'REFWD')
     this.client = cfg.client
+    this.clampUntil = cfg.clampUntil >>> 0
     cfg.client.tcp.redirect = m => this.fromTcb(m)
   }
 
@@ -149,9 +157,12 @@ export class RespliceFwdStage extends FwdStage {
     }
   }
 
-  /** True once the TCB drained and the server's ACKs fall within what the new connection sent. */
+  /**
+   * True once the TCB drained and the new connection has sent everything the server could
+   * acknowledge (all the old connection forwarded): no server ACK needs lowering any more.
+   */
   get ready(): boolean {
-    return this.client.tcp.tcb.drained && !seqGt((this.ba.lastAck - this.ab.seqOffset) >>> 0, this.ab.highSeq)
+    return this.client.tcp.tcb.drained && seqGe((this.ab.highSeq + this.ab.seqOffset) >>> 0, this.clampUntil)
   }
 
   /** Only a RST ends the splice while the TCB drains (the final FWD watches FINs). */
