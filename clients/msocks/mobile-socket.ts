@@ -62,8 +62,13 @@ export interface MobileSocketOptions {
   connect?: (t: MobileConnectTarget) => MobileTransport
   /** Octets of recently written data kept for rewrites [8 MiB]. */
   ringBytes?: number
-  /** Move by itself when the connection breaks [true]. */
+  /** Move by itself when the connection breaks (an error or close, not both FINs) [true]. */
   autoReconnect?: boolean
+  /**
+   * Where automatic moves go, one per attempt in turn (e.g. the other interface's address
+   * and the proxy address reached through it) [one entry: the same addresses as before].
+   */
+  fallbacks?: ReconnectOptions[]
   /** Attempts per move (each a new connection) [5]. */
   retries?: number
   /** Wait before the next attempt, doubled each time [100 ms]. */
@@ -166,6 +171,8 @@ export class MobileSocket extends Duplex {
   /** The connection identifier, once connected. */
   id: Uint8Array | null = null
   private readonly o: Required<Omit<MobileSocketOptions, 'auth' | 'localAddress'>> & Pick<MobileSocketOptions, 'auth' | 'localAddress'>
+  /** Automatic moves in total. */
+  autoMoves = 0
   private readonly ring: WriteRing
   private leg: Leg | null = null
   private state: 'connecting' | 'open' | 'moving' | 'closed' = 'connecting'
@@ -183,6 +190,7 @@ export class MobileSocket extends Duplex {
       ringBytes: opts.ringBytes ?? 8 * 1024 * 1024, autoReconnect: opts.autoReconnect ?? true, retries: opts.retries ?? 5,
       retryDelayMs: opts.retryDelayMs ?? 100, attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000, now: opts.now ?? (() => performance.now()),
       proxy: opts.proxy, target: opts.target, auth: opts.auth, localAddress: opts.localAddress,
+      fallbacks: opts.fallbacks !== undefined && opts.fallbacks.length > 0 ? opts.fallbacks : [{}],
     }
     this.ring = new WriteRing(this.o.ringBytes)
     void this.start()
@@ -411,10 +419,13 @@ export class MobileSocket extends Duplex {
       return
     }
     this.emit('reconnecting', err?.message ?? 'connection closed')
-    this.moving = this.move({}).catch(() => {}).finally(() => { this.moving = null })
+    this.autoMoves++
+    // A failure is reported by destroy(err) (an 'error' event), or the old leg is kept.
+    this.moving = this.move(null).catch(() => {}).finally(() => { this.moving = null })
   }
 
-  private async move(opts: ReconnectOptions): Promise<void> {
+  /** Moves the session; `opts` null: an automatic move through the fallbacks. */
+  private async move(given: ReconnectOptions | null): Promise<void> {
     const old = this.leg!
     this.state = 'moving'
     // From now on the old socket's octets are salvage candidates, not data.
@@ -426,6 +437,8 @@ export class MobileSocket extends Duplex {
     for (let attempt = 1; attempt <= this.o.retries; attempt++) {
       if (this.isClosed) return
       let leg: Leg | null = null
+      const fb = this.o.fallbacks
+      const opts = given ?? fb[(attempt - 1) % fb.length]!
       try {
         const started = this.o.now()
         leg = await this.open({ host: opts.proxyHost ?? this.o.proxy.host, port: this.o.proxy.port, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) })

@@ -270,3 +270,50 @@ t.test('msocks: a plain SOCKS5 CONNECT gets no identifier', async t => {
   t.equal(plain.length, 4 + 10 + 10, 'a 10-octet reply, then the server\'s 10 octets: no identifier')
   t.equal(net.msocks.stats.issued, 0, 'no identifier issued')
 })
+
+t.test('msocks: a broken connection (the link cut, retransmissions exhausted) moves by itself to the fallback', async t => {
+  // Few, short retransmissions on the client: its old connection gives up quickly once cut.
+  const net = msocksNet({ seed: 23, clientTcb: { maxRetransmits: 3, maxRtoMs: 400 } })
+  const rnd = new Random(23)
+  const down = rnd.bytes(new Uint8Array(1_500_000))
+  const up = rnd.bytes(new Uint8Array(1_000_000))
+  let server: ServerApp | null = null
+  net.tcpS.listen(SERVER_PORT, conn => { server = new ServerApp(conn, down) })
+  const ms = new MobileSocket({
+    proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: SERVER_PORT }, auth: { user: 'alice', password: 'wonderland' },
+    connect: net.connect, now: () => net.clock.now(), fallbacks: [{ proxyHost: PROXY1 }, { proxyHost: PROXY2 }], retryDelayMs: 1,
+  })
+  const h = createHash('sha256')
+  let got = 0
+  let ended = false
+  let error: Error | null = null
+  const reasons: string[] = []
+  ms.on('data', (d: Buffer) => { h.update(d); got += d.length })
+  ms.on('end', () => { ended = true })
+  ms.on('error', e => { error = e })
+  ms.on('reconnecting', (why: string) => reasons.push(why))
+  let off = 0
+  const writeMore = (): void => {
+    // Paced by the download: there is always something to retransmit when the link goes.
+    while (off < up.length && off < got) {
+      const n = Math.min(8192, up.length - off)
+      const ok = ms.write(up.subarray(off, off + n))
+      off += n
+      if (!ok) return void ms.once('drain', writeMore)
+    }
+  }
+  ms.on('data', writeMore)
+  t.ok(await net.until(() => got > 400_000, 60_000), 'transfer under way')
+  net.wire1.cut()
+  t.ok(await net.until(() => ms.moves === 1 || error !== null, 60_000, 1), 'moved by itself')
+  t.equal(error, null, 'no error')
+  t.equal(ms.autoMoves, 1, 'an automatic move')
+  t.match(reasons[0], /ETIMEDOUT|timed out/, `because the old connection timed out (${reasons[0]})`)
+  t.equal(ms.localAddress, CLIENT2, 'the first fallback (the cut link) failed; the second worked')
+  t.ok(await net.until(() => got === down.length && off === up.length, 120_000), 'transfer completed')
+  ms.end()
+  t.ok(await net.until(() => ended && (server as ServerApp | null)?.gotEnd === true, 60_000), 'closed both ways')
+  t.equal(h.digest('hex'), createHash('sha256').update(down).digest('hex'), 'download intact')
+  t.equal((server as ServerApp | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
+  ms.destroy()
+})

@@ -40,6 +40,8 @@ export interface MsocksNetOptions {
   layout?: ProxyLayout
   mode?: 'fwd' | 'ipfwd'
   tcb?: TcbConfig
+  /** TCB tunables of the client host only (over `tcb`). */
+  clientTcb?: TcbConfig
   /** The SOCKS handler splices after the reply [true]; false relays (control mode). */
   socksSplice?: boolean
 }
@@ -89,7 +91,7 @@ export function msocksNet(o: MsocksNetOptions = {}) {
   is.arp.setStatic(parseIPv4('10.0.1.1'), w2.a.mac)
   const isnSecret = new Uint8Array(16).fill(7)
   const tcb = o.tcb ?? {}
-  const tcpC = new TcpModule(c, { config: tcb, isnSecret })
+  const tcpC = new TcpModule(c, { config: { ...tcb, ...o.clientTcb }, isnSecret })
   const tcpP = new TcpModule(p, { config: tcb, isnSecret })
   const tcpS = new TcpModule(s, { config: tcb, isnSecret })
   const socksLog: Socks5LogEvent[] = []
