@@ -54,7 +54,12 @@ export interface MobileSocketOptions {
   /** Local address of the first connection. */
   localAddress?: string
   /** RFC 1929 credentials, when the proxy wants them. */
-  auth?: { user: string; password: string }
+  auth?: {
+    /** UNAME. */
+    user: string
+    /** PASSWD. */
+    password: string
+  }
   /**
    * Opens a connection (default: `net.connect`, half-open allowed); it must emit 'connect'
    * once open, and should allow half-open streams (the server's FIN must not end our side).
