@@ -23,6 +23,8 @@
  *   map gets REP 04 "host unreachable". IPv6 (ATYP 04) gets REP 08.
  * - BIND and UDP ASSOCIATE get REP 07 "command not supported" (BIND is a later extension:
  *   the parsers and reply builders are exported for it).
+ * - With the `msocks` option, MSOCKS's MCONNECT (CMD X'80': a CONNECT whose reply carries
+ *   a connection identifier) and RECONNECT (X'81') are accepted; see `./msocks.ts`.
  * - The RSV octet of a request is not checked.
  * - A greeting or sub-negotiation with a wrong version, or a request with a wrong version,
  *   closes the connection without a reply: the peer does not speak SOCKS5.
@@ -590,7 +592,8 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
         if (msocks === null) return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, `command ${req.cmd} (MCONNECT) needs msocks`)
         st.mobile = true
         break
-      // BIND (and a RECONNECT extension) would go here: parse, check rules, then listen.
+      // BIND would go here: parse, check rules, then listen. (RECONNECT is parsed before
+      // parseRequest: its body is not an address.)
       case Socks5Cmd.Bind:
       case Socks5Cmd.UdpAssociate:
       default:
