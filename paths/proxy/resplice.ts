@@ -23,13 +23,14 @@
  * octets starts (the hole of Fig. 10; octets the server already has are duplicates it
  * discards). Nothing on the server connection changes: no TCB is rebuilt.
  *
- * A session that is still splicing (or was asked to unsplice) is waited for; one in control
+ * A session still in REFWD (its last move's TCB draining) moves at once; one still splicing
+ * (or asked to unsplice) is waited for; one in control
  * mode (a splice failed, or it was unspliced) is asked to splice first, then moved. If
  * that does not finish within `waitMs` (the old client is gone and never drains), the
  * RECONNECT is refused with X'82' and may be retried.
  * @module
  */
-import { seqAdd } from '../../core/seq.js'
+import { seqAdd, seqMax } from '../../core/seq.js'
 import { Dir } from '../../core/stage.js'
 import type { Path } from '../../core/path.js'
 import { TsMode, type FwdDirectionConfig, type FwdDirection } from '../../stages/fwd/rewrite.js'
@@ -63,6 +64,8 @@ export interface ResplicerStats {
   moved: number
   /** Moves that finished draining the new connection's TCB (final FWD in place). */
   finalized: number
+  /** Moves of a session still in REFWD (moved again before its last move finished draining). */
+  chained: number
   /** Octets the clients were told to salvage, in total. */
   salvaged: number
   /** Octets the clients were told to rewrite, in total. */
@@ -94,7 +97,7 @@ interface Bases {
 /** Moves spliced sessions of one forwarder between client connections (the {@link MsocksMover}). */
 export class Resplicer implements MsocksMover {
   /** Counters. */
-  readonly stats: ResplicerStats = { moved: 0, finalized: 0, salvaged: 0, rewritten: 0, salvageMoves: 0, readAheadMoves: 0, replyMsTotal: 0 }
+  readonly stats: ResplicerStats = { moved: 0, finalized: 0, chained: 0, salvaged: 0, rewritten: 0, salvageMoves: 0, readAheadMoves: 0, replyMsTotal: 0 }
   private readonly fw: ProxyForwarder
   private readonly bases = new Map<ProxySessionApi, Bases>()
   private readonly waitMs: number
@@ -142,7 +145,9 @@ export class Resplicer implements MsocksMover {
       if (wTo.done) return
       if (wFrom === undefined || wFrom.done || bases === undefined) return fail(MsocksRep.UnknownId, 'the session ended')
       const f = wFrom.fwd
-      const ready = from.state === 'spliced' && f !== null && !(f instanceof PreliminaryFwdStage) && !(f instanceof RespliceFwdStage) && f.ended === null
+      // A session still in REFWD can move again at once (a hard hand-off right after a
+      // move): its draining TCB holds only the proxy's replies, no stream octets.
+      const ready = f !== null && f.ended === null && !(f instanceof PreliminaryFwdStage) && (from.state === 'spliced' || f instanceof RespliceFwdStage)
       if (!ready) {
         if (this.now - started >= this.waitMs) return fail(MsocksRep.NotMovable, `the session was not spliced within ${this.waitMs} ms (state ${from.state})`)
         // Control mode (a failed splice, or unspliced): splice it first, then move it.
@@ -225,7 +230,7 @@ export class Resplicer implements MsocksMover {
     const pre = new RespliceFwdStage({
       ab, ba, trustChecksums: fw.tcp.trustChecksums, onEnd: why => this.teardown(wTo, why),
       client: { tcp: F, drainEnd: fs.sndEnd, tsLastOut: fs.tsLastSent },
-      clampUntil: seqAdd(f.ab.highSeq, f.ab.seqOffset),
+      clampUntil: f instanceof RespliceFwdStage ? seqMax(f.clampUntil, seqAdd(f.ab.highSeq, f.ab.seqOffset)) : seqAdd(f.ab.highSeq, f.ab.seqOffset),
     })
     const path = wTo.pathA
     path.gate()
@@ -237,6 +242,10 @@ export class Resplicer implements MsocksMover {
     for (let m = q.shift(); m !== undefined; m = q.shift()) path.ends[1].enqueue(m)
     // The old session ends: its flows go (A's next segment meets the listener: RST).
     f.onEnd = null
+    if (f instanceof RespliceFwdStage) {
+      f.onReady = null
+      this.stats.chained++
+    }
     wFrom.fwd = null
     fw.stats.spliced--
     fw.finish(wFrom, 'moved')

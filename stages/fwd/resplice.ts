@@ -91,7 +91,8 @@ export class RespliceFwdStage extends FwdStage {
   onReady: (() => void) | null = null
   private ackToClient = 0
   private ackKnown = false
-  private readonly clampUntil: number
+  /** See {@link RespliceFwdConfig.clampUntil}. */
+  readonly clampUntil: number
 
   /** Creates the stage and points the draining TCB's output at it. */
   constructor(cfg: RespliceFwdConfig) {
