@@ -40,15 +40,19 @@ export function program(): Command {
 
   cmd
     .command('demo')
-    .description('run the embedded demo: an in-process network on memory wires, no root needed')
+    .description('the main job on an embedded default: real bytes through 2-path, 1-path, FWD, IP/FWD (spliced live) and IP router, digests checked, a comparison table')
     .option('--json', 'print one machine-readable JSON summary on stdout')
-    .option('--packets <n>', 'messages to push through each path', v => Number(v), 200_000)
-    .option('--swaps <n>', 'hot swaps while traffic flows', v => Number(v), 2_000)
-    .option('--seed <n>', 'seed for the randomized parts', v => Number(v))
-    .action(async (opts: { json?: boolean; packets: number; swaps: number; seed?: number }) => {
-      if (!Number.isInteger(opts.packets) || opts.packets <= 0) throw new PathspliceError(`--packets must be a positive integer, got ${opts.packets}`, 'PS_ERR_USAGE')
-      if (!Number.isInteger(opts.swaps) || opts.swaps < 0) throw new PathspliceError(`--swaps must be a whole number, got ${opts.swaps}`, 'PS_ERR_USAGE')
-      const ok = await runDemo({ json: opts.json === true, packets: opts.packets, swaps: opts.swaps, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) })
+    .option('--bytes <n>', 'bytes each way per configuration', v => Number(v), 16_000_000)
+    .option('--runs <n>', 'runs per configuration, the fastest counts', v => Number(v), 3)
+    .option('--seed <n>', 'seed of the payloads', v => Number(v))
+    .option('--tap', 'use Linux kernel peers in network namespaces over TAP (root)')
+    .addHelpText('after', '\nExit codes: 0 all digests matched, 1 a digest mismatched or a transfer failed, 2 bad usage (or --tap without root/TAP).')
+    .action(async (opts: { json?: boolean; bytes: number; runs: number; seed?: number; tap?: boolean }) => {
+      if (!Number.isInteger(opts.bytes) || opts.bytes <= 0) throw new PathspliceError(`--bytes must be a positive integer, got ${opts.bytes}`, 'PS_ERR_USAGE')
+      if (!Number.isInteger(opts.runs) || opts.runs <= 0) throw new PathspliceError(`--runs must be a positive integer, got ${opts.runs}`, 'PS_ERR_USAGE')
+      if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new PathspliceError(`--seed must be a whole number, got ${opts.seed}`, 'PS_ERR_USAGE')
+      const o = { json: opts.json === true, bytes: opts.bytes, runs: opts.runs, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) }
+      const ok = opts.tap === true ? await (await import('./demo-tap.js')).runTapDemo(o) : await runDemo(o)
       if (!ok) process.exitCode = EXIT_FAILURE
     })
 
