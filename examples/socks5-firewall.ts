@@ -81,7 +81,10 @@ export async function main(bytes = 1_000_000, print = true): Promise<FirewallRes
     // Greeting (no authentication) and the request at once; the proxy reads them in order.
     s.write(buildGreeting([0]))
     s.write(buildRequest(Socks5Cmd.Connect, { type: 'ipv4', ip: parseIPv4(ip) }, 9000))
-    return { done: () => s.closed || (s.ended && rep !== 0), result: () => ({ rep, echoed, digest: hash.digest('hex') }) }
+    return { done: () => {
+      if (s.ended && rep !== 0) s.end() // refused: close our side too
+      return s.closed || (s.ended && rep !== 0)
+    }, result: () => ({ rep, echoed, digest: hash.digest('hex') }) }
   }
 
   const payload = new Random(7).bytes(new Uint8Array(bytes))

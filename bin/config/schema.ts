@@ -141,18 +141,18 @@ export interface RunConfig {
 
 // ------------------------------------------------------------------ helpers
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j)
+/** Edit distance with adjacent transpositions (optimal string alignment): "tpa" is 1 from "tap". */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!
-    d[0] = i
     for (let j = 1; j <= b.length; j++) {
-      const t = d[j]!
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = t
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = v
     }
   }
-  return d[b.length]!
+  return d[a.length]![b.length]!
 }
 
 /** ` (did you mean "x"?)` for the nearest of `choices`, or ''. */
@@ -160,7 +160,7 @@ export function didYouMean(word: string, choices: readonly string[]): string {
   let best: string | null = null
   let bestD = Infinity
   for (const c of choices) {
-    const dist = levenshtein(word.toLowerCase(), c.toLowerCase())
+    const dist = editDistance(word.toLowerCase(), c.toLowerCase())
     if (dist < bestD) {
       bestD = dist
       best = c
@@ -255,7 +255,11 @@ class Validator {
       return f()
     } catch (err) {
       if (err instanceof ConfigFileError) throw err
-      if (err instanceof PathspliceError || err instanceof TypeError) this.fail(n.pos, `${where}: ${err.message.replace(/^[A-Za-z0-9]+: (?:[a-z]+\[\d+\]: )?/, '')}`)
+      if (err instanceof PathspliceError || err instanceof TypeError) {
+        // Drop the library's own "where" prefix ("socks5Proxy: rules[0]: ", our path): ours replaces it.
+        const text = err.message.startsWith(`${where}: `) ? err.message.slice(where.length + 2) : err.message.replace(/^[A-Za-z0-9]+: (?:[a-z]+\[\d+\]: )?/, '')
+        this.fail(n.pos, `${where}: ${text}`)
+      }
       throw err
     }
   }
@@ -342,6 +346,7 @@ function rules(v: Validator, items: JNode[], where: string): Socks5Rule[] {
       const d = ro.get('dst')!
       if (d.kind !== 'string') v.fail(d.pos, `${w}.dst: expected a network like "10.0.1.0/24" or an address, got ${show(d)}`)
       rule.dst = (d as { value: string }).value
+      v.at(d, `${w}.dst`, () => compileRules([{ action: 'allow', dst: rule.dst! }]))
     }
     const p = ro.get('ports')
     if (p !== undefined) {
