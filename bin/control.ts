@@ -15,6 +15,7 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server } from 'node:net'
+import { PathspliceError } from '../core/errors.js'
 import { replayPcap } from '../drivers/pcap/replay.js'
 import type { Forwarder } from './config/runtime.js'
 
@@ -55,6 +56,9 @@ async function handle(fw: Forwarder, req: ControlRequest): Promise<ControlReply>
 
 /** Serves `fw` on the Unix socket at `path` (a stale socket file is replaced). */
 export async function serveControl(fw: Forwarder, path: string): Promise<Server> {
+  // sun_path holds 108 bytes with the terminating NUL (unix(7)).
+  const len = Buffer.byteLength(path)
+  if (len > 107) throw new PathspliceError(`control socket path is ${len} bytes long; Unix sockets allow at most 107: choose a shorter path such as /tmp/pathsplice.sock`, 'PS_ERR_USAGE')
   if (existsSync(path)) unlinkSync(path)
   const server = createServer(sock => {
     let buf = ''

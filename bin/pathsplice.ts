@@ -147,7 +147,13 @@ namespaces it created deleted, the control socket removed; then exit 0.${EXIT_HE
         throw new RuntimeFailure(`could not start: ${(err as Error).message}`)
       }
       const sockPath = opts.control ?? cfg.control
-      const server = sockPath !== null ? await serveControl(fw, sockPath) : null
+      let server = null
+      try {
+        if (sockPath !== null) server = await serveControl(fw, sockPath)
+      } catch (err) {
+        await fw.close('control socket failed')
+        throw err instanceof PathspliceError ? err : new RuntimeFailure(`control socket ${sockPath}: ${(err as Error).message}`)
+      }
       const stopped = new Promise<string>(resolve => {
         process.once('SIGINT', () => resolve('SIGINT'))
         process.once('SIGTERM', () => resolve('SIGTERM'))

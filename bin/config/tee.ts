@@ -68,6 +68,7 @@ export class TeeDevice implements Device {
       for (let i = 0; i < count; i++) batch[i]!.free()
       return
     }
+    if (this.rec !== null) this.write(batch, count)
     this.handler(batch, count)
   }
 
