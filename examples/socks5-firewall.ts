@@ -13,7 +13,6 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseIPv4 } from '../core/bytes.js'
 import { ManualClock } from '../core/clock.js'
 import { Random } from '../core/random.js'
@@ -22,7 +21,7 @@ import { parseConfig } from '../bin/config/schema.js'
 import { startForwarder } from '../bin/config/runtime.js'
 import { createLogger } from '../bin/log.js'
 import { buildGreeting, buildRequest, Socks5Cmd } from '../stages/proxy/handlers/socks5.js'
-import { peerHost, Stream } from './lib/net.js'
+import { exampleConfig, peerHost, Stream } from './lib/net.js'
 
 /** What the example saw. */
 export interface FirewallResult {
@@ -42,7 +41,7 @@ export interface FirewallResult {
 
 /** Runs the example (in virtual time); `bytes` of payload are echoed through the splice. */
 export async function main(bytes = 1_000_000, print = true): Promise<FirewallResult> {
-  const file = fileURLToPath(new URL('../../examples/configs/socks5-memory.jsonc', import.meta.url))
+  const file = exampleConfig('socks5-memory.jsonc')
   const cfg = parseConfig(readFileSync(file, 'utf8'), file)
   const sched = new Scheduler({ clock: new ManualClock() })
   const fw = await startForwarder(cfg, { scheduler: sched, log: createLogger(print ? 'info' : 'silent') })

@@ -131,6 +131,14 @@ function logged(inner: ProxyHandler, name: string, log: Logger): ProxyHandler {
     log.warn(`proxy ${name}: splice failed`, { session: s.id, why })
     inner.onSpliceFailed?.(s, why)
   }
+  h.onUnspliced = s => {
+    log.debug(`proxy ${name}: unspliced`, { session: s.id })
+    inner.onUnspliced?.(s)
+  }
+  h.onUnspliceFailed = (s, why) => {
+    log.warn(`proxy ${name}: unsplice failed`, { session: s.id, why })
+    inner.onUnspliceFailed?.(s, why)
+  }
   h.onClose = (s, why) => {
     log.info(`proxy ${name}: session closed`, { session: s.id, why, ...s.bytes })
     inner.onClose?.(s, why)
@@ -176,7 +184,7 @@ export async function startForwarder(cfg: RunConfig, opts: StartOptions = {}): P
     for (const d of cfg.devices) {
       let dev: Device
       if (d.type === 'memory') {
-        const wire = new MemoryWire(sched, { a: { name: d.name, mtu: d.mtu }, b: { name: `${d.name}-peer`, mtu: d.mtu, mac: Uint8Array.of(2, 0, 0, 0, 1, devices.size + 1) } })
+        const wire = new MemoryWire(sched, { ...(d.delayMs > 0 ? { impair: { delayMs: d.delayMs } } : {}), a: { name: d.name, mtu: d.mtu }, b: { name: `${d.name}-peer`, mtu: d.mtu, mac: Uint8Array.of(2, 0, 0, 0, 1, devices.size + 1) } })
         dev = wire.a
         peers.set(d.name, wire.b)
         undo.push(() => wire.close())

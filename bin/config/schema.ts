@@ -75,6 +75,8 @@ export interface DeviceConfig {
   filter?: string
   /** tap: move the kernel side into a namespace created for it. */
   peer?: PeerConfig
+  /** memory: one-way delay of the wire, ms [0]. */
+  delayMs: number
 }
 
 /** An IP router path between two devices (`dev -> ETH -> IP(route) -> ETH -> dev`). */
@@ -294,7 +296,7 @@ class Validator {
   }
 }
 
-const DEVICE_KEYS = ['name', 'type', 'address', 'mtu', 'ifname', 'filter', 'peer'] as const
+const DEVICE_KEYS = ['name', 'type', 'address', 'mtu', 'ifname', 'filter', 'peer', 'delayMs'] as const
 const TOP_KEYS = ['log', 'devices', 'routes', 'paths', 'proxies', 'tcp', 'control'] as const
 const PROXY_KEYS = ['name', 'type', 'port', 'layout', 'mode', 'splice', 'idleMs', 'server', 'rules', 'users', 'hosts', 'routes', 'default', 'allowConnect', 'connectRules'] as const
 const PROXY_TYPE_KEYS: Record<ProxyConfig['type'], readonly string[]> = {
@@ -485,7 +487,9 @@ function device(v: Validator, n: JNode, i: number, names: Map<string, DeviceConf
   if (type !== 'pcap' && o.has('filter')) v.fail(o.node.entries.get('filter')!.key, `${where}: "filter" applies to pcap devices only`)
   if (type !== 'tap' && o.has('peer')) v.fail(o.node.entries.get('peer')!.key, `${where}: "peer" (a namespace for the kernel side) applies to tap devices only`)
   const ifname = type === 'pcap' ? o.str('ifname', 'the interface to capture on, like "eth0"') : o.str('ifname', 'a Linux interface name', name)
-  const d: DeviceConfig = { name, type, address, mtu, ifname }
+  if (type !== 'memory' && o.has('delayMs')) v.fail(o.node.entries.get('delayMs')!.key, `${where}: "delayMs" (a simulated wire delay) applies to memory devices only`)
+  const delayMs = o.int('delayMs', 0, 10_000, 'the one-way wire delay in ms', 0)
+  const d: DeviceConfig = { name, type, address, mtu, ifname, delayMs }
   const f = o.optStr('filter', 'a BPF filter like "tcp port 80"')
   if (f !== undefined) d.filter = f
   const pn = o.get('peer')

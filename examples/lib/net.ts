@@ -3,6 +3,9 @@
  * memory devices, and a small byte-stream wrapper over a TCP connection.
  * @module
  */
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parseIPv4 } from '../../core/bytes.js'
 import { Host } from '../../paths/host.js'
 import { TcpModule, type TcpConnection } from '../../stages/tcp/module.js'
@@ -83,5 +86,61 @@ export class Stream {
       this.onData(this.buf.subarray(0, n), this)
     }
     if (tcb.peerFinished) this.ended = true
+  }
+}
+
+/** The path of `examples/configs/<name>`, from the sources or from `dist/examples`. */
+export function exampleConfig(name: string): string {
+  const fromSource = fileURLToPath(new URL(`../configs/${name}`, import.meta.url))
+  return existsSync(fromSource) ? fromSource : fileURLToPath(new URL(`../../../examples/configs/${name}`, import.meta.url))
+}
+
+/** A two-way transfer of seeded bytes between a client and a server, digests checked. */
+export interface Transfer {
+  /** True once both directions ended and both connections closed (or one failed). */
+  done(): boolean
+  /** Bytes the server received from the client / the client from the server. */
+  up(): number
+  /** See up. */
+  down(): number
+  /** Both streams arrived whole with matching SHA-256 digests. */
+  intact(): boolean
+}
+
+/**
+ * Server on `server` listening on `listenPort` sends `bytes` (seed 2) and the client,
+ * connecting to `ip:port`, sends `bytes` (seed 1); both hash what they receive.
+ */
+export function transfer(client: TcpModule, server: TcpModule, ip: string, port: number, listenPort: number, bytes: number): Transfer {
+  const gen = (seed: number): Uint8Array => {
+    const b = new Uint8Array(bytes)
+    let x = seed
+    for (let i = 0; i < bytes; i++) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5
+      b[i] = x & 0xff
+    }
+    return b
+  }
+  const upData = gen(1)
+  const downData = gen(2)
+  const digest = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+  const hUp = createHash('sha256')
+  const hDown = createHash('sha256')
+  let srv: Stream | null = null
+  server.listen(listenPort, conn => {
+    srv = new Stream(conn, chunk => void hUp.update(chunk))
+    srv.write(downData)
+    srv.end()
+  })
+  const cli = new Stream(client.connect(parseIPv4(ip), port), chunk => void hDown.update(chunk))
+  cli.write(upData)
+  cli.end()
+  let verdict: boolean | null = null
+  const s = (): Stream | null => srv as Stream | null
+  return {
+    done: () => (cli.closed && s()?.closed === true) || cli.error !== null || s()?.error != null,
+    up: () => s()?.received ?? 0,
+    down: () => cli.received,
+    intact: () => (verdict ??= cli.received === bytes && s()?.received === bytes && hUp.digest('hex') === digest(upData) && hDown.digest('hex') === digest(downData)),
   }
 }
