@@ -87,6 +87,9 @@ export function program(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .addHelpText('after', EXIT_HELP)
+    // Before the subcommands are added, so they inherit it: errors and --help throw a
+    // CommanderError that main() turns into an exit code, never a process.exit().
+    .exitOverride()
 
   cmd
     .command('demo')
@@ -239,7 +242,7 @@ namespaces it created deleted, the control socket removed; then exit 0.${EXIT_HE
 
 /** Runs the CLI with `argv` (as `process.argv`); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const cmd = program().exitOverride()
+  const cmd = program()
   try {
     await cmd.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

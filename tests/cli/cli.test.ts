@@ -105,3 +105,15 @@ t.test('unknown commands and --help', async t => {
   t.match(printed, /unknown command 'frobnicate'/)
   t.match(printed, /Usage: pathsplice/)
 })
+
+t.test('--help on every command names its options and the exit codes', async t => {
+  for (const cmd of ['demo', 'run', 'paths', 'stats', 'record', 'replay', 'check']) {
+    const o = process.stdout.write
+    let printed = ''
+    process.stdout.write = ((s: string) => ((printed += s), true)) as typeof process.stdout.write
+    const code = await main(['node', 'pathsplice', cmd, '--help']).finally(() => { process.stdout.write = o })
+    t.equal(code, 0, `${cmd} --help exits 0`)
+    t.match(printed, new RegExp(`Usage: pathsplice ${cmd}`), `${cmd}: usage`)
+    t.match(printed, /Exit codes: 0 /, `${cmd}: exit codes`)
+  }
+})
