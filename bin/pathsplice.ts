@@ -75,6 +75,9 @@ function printStats(s: ForwarderStats): void {
   console.log('| device | rx frames | tx frames | rx bytes | tx bytes | drops |')
   console.log('|---|---:|---:|---:|---:|---|')
   for (const d of s.devices) console.log(`| ${d.name} | ${d.rxFrames} | ${d.txFrames} | ${d.rxBytes} | ${d.txBytes} | ${Object.entries(d.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '-'} |`)
+  console.log('| path | stages | in (end 0 / end 1) | out (end 0 / end 1) |')
+  console.log('|---|---|---:|---:|')
+  for (const p of s.paths) console.log(`| ${p.name}${p.gated ? ' (gated)' : ''} | ${p.stages.join(' -> ')} | ${p.inPkts.join(' / ')} | ${p.outPkts.join(' / ')} |`)
   const drops = Object.entries(s.drops)
   console.log(`drops by reason: ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`)
 }

@@ -76,6 +76,8 @@ export interface ForwarderStats {
   devices: { name: string; rxFrames: number; txFrames: number; rxBytes: number; txBytes: number; drops: Record<string, number> }[]
   /** Drops by `stage-kind:reason`, summed over every path of the forwarder. */
   drops: Record<string, number>
+  /** Per path: its stages now (what is spliced shows here) and messages in/out at each end. */
+  paths: { name: string; stages: string[]; inPkts: [number, number]; outPkts: [number, number]; gated: boolean }[]
 }
 
 /** A running forwarder. */
@@ -292,6 +294,10 @@ function collectStats(cfgs: readonly ProxyConfig[], proxies: Map<string, ProxyFo
       return { name: d.name, rxFrames: s.rxFrames, txFrames: s.txFrames, rxBytes: s.rxBytes, txBytes: s.txBytes, drops: { ...s.drops } }
     }),
     drops,
+    paths: [...paths].map(p => {
+      const i = p.info()
+      return { name: i.name, stages: i.stages, inPkts: [i.ends[0]!.inPkts, i.ends[1]!.inPkts], outPkts: [i.ends[0]!.outPkts, i.ends[1]!.outPkts], gated: i.gated }
+    }),
   }
 }
 

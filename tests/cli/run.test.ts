@@ -83,9 +83,11 @@ t.test('run with a control socket: stats, paths, record and replay; SIGTERM stop
   const s = JSON.parse(stats.out) as ForwarderStats
   t.same(s.proxies.map(p => [p.name, p.port, p.accepted, p.spliced, p.unspliced]), [['l4', 5000, 0, 0, 0]])
   t.same(s.devices.map(d => d.name), ['lan', 'wan'])
+  t.same(s.paths.find(p => p.name === 'router')?.stages, ['eth#1', 'router#1', 'eth#2'], 'per-path counters include the router path')
   const table = await cli('stats', '--control', sock)
   t.match(table.out, /\| l4 \| null \| 5000 \| 0 \|/)
   t.match(table.out, /drops by reason:/)
+  t.match(table.out, /\| router \| eth#1 -> router#1 -> eth#2 \| 0 \/ 0 \| 0 \/ 0 \|/)
 
   const paths = await cli('paths', '--control', sock)
   t.equal(paths.code, 0)
