@@ -192,7 +192,7 @@ export async function startForwarder(cfg: RunConfig, opts: StartOptions = {}): P
         undo.push(() => wire.close())
       } else if (d.type === 'tap') {
         const { TapDevice, Netns } = await import('../../drivers/tap/index.js')
-        const tap = TapDevice.open({ name: d.ifname, mtu: d.mtu, up: true })
+        const tap = TapDevice.open({ name: d.ifname, mtu: d.mtu, up: true, onError: err => log.error(`device ${d.name}: ${err.message}`, { ifname: d.ifname }) })
         undo.push(() => tap.close())
         dev = tap
         if (d.peer !== undefined) {
