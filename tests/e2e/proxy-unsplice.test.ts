@@ -13,8 +13,8 @@ import type { Impairments } from '../../drivers/memory/wire.js'
 import type { ProxyLayout } from '../../paths/proxy/forwarder.js'
 import type { ProxyHandler, ProxySessionApi } from '../../stages/proxy/session.js'
 import { MIN_RTO_MS } from '../../stages/tcp/tcb.js'
-import { proxyNet, runProxied, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
-import { sha } from '../helpers/tcp-net.js'
+import { PROXY_A, PROXY_PORT, proxyNet, runProxied, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
+import { Pump, sha } from '../helpers/tcp-net.js'
 
 const data = (n: number, seed: number): Uint8Array => new Random(seed).bytes(new Uint8Array(n))
 
@@ -212,4 +212,66 @@ t.test('unsplice of a session that is not spliced is refused with a state error'
   const s = sess as ProxySessionApi | null
   t.ok(s !== null)
   t.throws(() => s!.unsplice(), /unsplice\(\) needs state spliced, the session is (control|closed)/)
+})
+
+t.test('unspliceAfterServerBytes counts from the splice() call, server bytes relayed before the splice included', async t => {
+  // As HTTP keep-alive: the server sends one "response" of FIRST bytes, pauses, then a
+  // second of SECOND bytes. The handler asks, 50 kB into the first, to unsplice at its
+  // end, with a splice that waits for 100 kB more to the client (relayed meanwhile).
+  const FIRST = 400_000
+  const SECOND = 100_000
+  for (const layout of ['1-path', '2-path'] as const) {
+    let f0 = -1
+    let atCall = 0
+    let tapped = 0
+    let seen = 0
+    let afterUnsplice = -1
+    let relayed = 0
+    const failures: string[] = []
+    const net = proxyNet({
+      name: 'counted',
+      onClientOpen: s => s.connect(parseIPv4(SERVER), SERVER_PORT),
+      onServerData: (s, d) => {
+        seen += d.length
+        if (afterUnsplice >= 0) afterUnsplice += d.length
+        s.writeToClient(d)
+        if (seen >= 50_000 && f0 < 0) {
+          f0 = s.bytes.fromServer
+          atCall = seen
+          s.splice({ afterClientBytes: 100_000, unspliceAfterServerBytes: FIRST - seen, tap: (dir, b) => { if (dir === 'toClient') tapped += b.length } })
+        }
+      },
+      onUnspliced: s => {
+        afterUnsplice = 0
+        relayed = s.bytes.fromServer - f0
+      },
+      onUnspliceFailed: (_s, why) => failures.push(why),
+    }, { forwarder: { layout } })
+    net.tcpS.listen(SERVER_PORT, conn => {
+      const tcb = conn.stage.tcb
+      const q = [data(FIRST, 41)]
+      const flush = (): void => {
+        while (q.length > 0) {
+          const n = tcb.write(q[0]!)
+          if (n === q[0]!.length) q.shift()
+          else return void (q[0] = q[0]!.subarray(n))
+        }
+      }
+      tcb.events = { writable: flush }
+      conn.stage.app = { onData: () => { while (tcb.read(new Uint8Array(65536)) > 0);} }
+      flush()
+      const pause = net.sched.timer(() => { q.push(data(SECOND, 42)); flush() })
+      pause.set(500)
+    })
+    // The client keeps sending (an unsplice after its FIN is refused) and counts.
+    const client = new Pump(net.tcpC.connect(parseIPv4(PROXY_A), PROXY_PORT), data(3_000_000, 43))
+    net.sched.runUntil(() => client.received >= FIRST + SECOND, 20_000)
+    t.equal(client.received, FIRST + SECOND, `${layout}: the client got both responses`)
+    t.equal(net.fw.stats.unsplices, 1, `${layout}: unspliced once`)
+    t.same(failures, [], `${layout}: no unsplice failure`)
+    // (Bytes B held unread at the splice go straight into A's send buffer: counted by neither.)
+    t.ok(f0 >= 0 && relayed >= 50_000, `${layout}: ${relayed} server bytes were relayed between splice() and the splice (the old count started after them)`)
+    t.ok(atCall + relayed + tapped <= FIRST && tapped > 0, `${layout}: seen at the call (${atCall}) + relayed (${relayed}) + spliced (${tapped}) <= the first response (${FIRST})`)
+    t.equal(afterUnsplice, SECOND, `${layout}: the handler read the whole second response in control mode (not one byte spliced past the point)`)
+  }
 })
