@@ -138,17 +138,25 @@ t.test('randomized: seeds x layouts x modes under loss, reordering and duplicati
   const seeds = Number(process.env.UNSPLICE_SEEDS ?? 6)
   t.comment(`seeds ${base}..${base + seeds - 1} (UNSPLICE_SEED, UNSPLICE_SEEDS to change)`)
   const impair: Impairments = { loss: 0.01, reorder: 0.01, reorderDelayMs: 1, duplicate: 0.005 }
+  let unsplices = 0
+  let timeouts = 0
   for (let i = 0; i < seeds; i++) {
     const seed = base + i
-    const layout = i % 2 === 0 ? '1-path' : '2-path'
-    const mode = i % 4 < 2 ? 'fwd' : 'ipfwd'
+    // From the seed alone, so UNSPLICE_SEED=<failing seed> UNSPLICE_SEEDS=1 repeats a run.
+    const layout = seed % 2 === 0 ? '1-path' : '2-path'
+    const mode = (seed >> 1) % 2 === 0 ? 'fwd' : 'ipfwd'
     const r = cycle({ layout, mode, seed, actions: 5, impair, up: 400_000 + (seed % 7) * 50_000, down: 600_000 + (seed % 5) * 70_000 })
     const tag = `seed ${seed} ${layout} ${mode}`
     t.ok(r.ok && r.upOk && r.downOk, `${tag}: completed, digests equal (${r.splices} splices, ${r.unsplices} unsplices, ${r.stats})`)
-    t.ok(r.unsplices >= 1, `${tag}: unspliced at least once`)
     t.ok(r.maxStallMs < LOSSY_STALL_MS, `${tag}: longest stall ${r.maxStallMs} ms < ${LOSSY_STALL_MS} ms`)
-    t.same(r.failures, [], `${tag}: no failures`)
+    // Under loss RTOs back off (1, 2, 4 s ...): an unsplice may time out waiting for an ACK.
+    // That is the clean failure (the splice goes on); anything else is a bug.
+    const other = r.failures.filter(f => !/^unsplice failed: the (server|client) did not acknowledge .* within \d+ ms/.test(f))
+    t.same(other, [], `${tag}: no failures but unsplice timeouts (${r.failures.length - other.length} of those)`)
+    unsplices += r.unsplices
+    timeouts += r.failures.length - other.length
   }
+  t.ok(unsplices >= seeds, `${unsplices} unsplices in ${seeds} runs (${timeouts} timed out)`)
 })
 
 t.test('an unsplice whose peers never acknowledge times out cleanly; the splice goes on', async t => {
