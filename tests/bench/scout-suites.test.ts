@@ -37,10 +37,8 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
   t.equal(t2!.notes!.filter(n => /^(MET|MISSED): /.test(n)).length, 5, 'every Table II target is judged')
   t.match(t3!.title, /^Table III/)
   t.equal(t3!.rows.length, 5)
-  for (const r of t3!.rows) {
-    for (const c of [1, 2, 3]) t.ok(finite(r[c]), `${String(r[0])}: computed Mbyte/s column ${c}`)
-    for (const c of [4, 5, 6]) t.ok(positive(r[c]), `${String(r[0])}: measured Mbyte/s column ${c}`)
-  }
+  // Net figures (gross minus the harness' cost) can also go negative in a smoke run on a busy machine.
+  for (const r of t3!.rows) for (const c of [1, 2, 3, 4, 5, 6]) t.ok(finite(r[c]), `${String(r[0])}: Mbyte/s column ${c}`)
   t.equal(t3!.rows[0]![7], '11.7 / 10.8 / 8.6')
 
   const sp = readJson(`${out}/splice-cost.json`)
