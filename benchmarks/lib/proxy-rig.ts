@@ -195,6 +195,8 @@ export interface ProxyNetOptions {
   proxyTcb?: TcbConfig
   /** One-way delay of each wire [0]. */
   delayMs?: number
+  /** The proxy trusts TCP checksums (as behind a device that verified them: receive checksum offload) [false]. */
+  trustChecksums?: boolean
   /** Rate limit of the client's wire, bit/s [none]. */
   clientRateBps?: number
   /** Rate limit of the server's wire, bit/s [none]: the bottleneck where the proxy's buffers fill. */
@@ -234,7 +236,7 @@ export function proxyNet(o: ProxyNetOptions): ProxyNet {
   const ib = p.addInterface(devB, { address: '10.0.1.1/24', announce: false })
   ia.arp.setStatic(CLIENT_IP, w1.a.mac)
   ib.arp.setStatic(SERVER_IP, devS.mac)
-  const tcpP = new TcpModule(p, { config: o.proxyTcb ?? BENCH_TCB, isnSecret })
+  const tcpP = new TcpModule(p, { config: o.proxyTcb ?? BENCH_TCB, isnSecret, trustChecksums: o.trustChecksums ?? false })
   const proxy = new ProxyForwarder({ host: p, tcp: tcpP, port: PROXY_PORT, handler: o.handler ?? plugHandler(), layout: o.forwarder, tcb: o.proxyTcb ?? BENCH_TCB })
   return { clock, sched, devA, devB, devS, client, server, proxyHost: p, tcpC, tcpS, tcpP, proxy, router: null }
 }
@@ -243,8 +245,8 @@ export function proxyNet(o: ProxyNetOptions): ProxyNet {
  * Builds a rig: for the proxies, connects client and server through the proxy (and
  * splices for FWD / IP/FWD), then reads the peers' TCB state for the frames to come.
  */
-export function buildRig(config: ScoutConfig): Rig {
-  const net = proxyNet({ forwarder: config === 'router' ? 'router' : config === '2-path' ? '2-path' : '1-path' })
+export function buildRig(config: ScoutConfig, trustChecksums = false): Rig {
+  const net = proxyNet({ forwarder: config === 'router' ? 'router' : config === '2-path' ? '2-path' : '1-path', trustChecksums })
   const { sched, devA, devB } = net
   if (net.router !== null) {
     const r = net.router
