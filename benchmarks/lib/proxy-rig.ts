@@ -201,13 +201,15 @@ export interface ProxyNetOptions {
   clientRateBps?: number
   /** Rate limit of the server's wire, bit/s [none]: the bottleneck where the proxy's buffers fill. */
   serverRateBps?: number
+  /** Frames a rate-limited wire queues before it drops [unbounded]. */
+  queueFrames?: number
 }
 
 /** Builds the network. */
 export function proxyNet(o: ProxyNetOptions): ProxyNet {
   const clock = new ManualClock()
   const sched = new Scheduler({ clock })
-  const impair = (rate?: number): Impairments => ({ ...(o.delayMs ? { delayMs: o.delayMs } : {}), ...(rate ? { rateBps: rate, queueLimit: 1 << 30 } : {}) })
+  const impair = (rate?: number): Impairments => ({ ...(o.delayMs ? { delayMs: o.delayMs } : {}), ...(rate ? { rateBps: rate, queueLimit: o.queueFrames ?? 1 << 30 } : {}) })
   const w1 = new MemoryWire(sched, { a: { mac: MAC(1) }, b: { mac: MAC(2) }, impair: impair(o.clientRateBps) })
   const w2 = new MemoryWire(sched, { a: { mac: MAC(3) }, b: { mac: MAC(4) }, impair: impair(o.serverRateBps) })
   const client = new Host(sched, { name: 'client' })

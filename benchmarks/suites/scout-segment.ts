@@ -143,46 +143,75 @@ export interface ScoutSegmentOptions {
   warmup?: number
 }
 
+/** Net per-round figures, then the per-data-segment and per-ACK costs (see the module comment). */
+function derive(size: number, gross: Record<number, number>, harness: Map<string, number>, segsOutPerIn: number, toClientPerIn: number): SizeResult {
+  const net: Record<number, number> = {}
+  const hs: Record<number, number> = {}
+  for (const r of Object.keys(gross).map(Number)) {
+    hs[r] = harness.get(`${size}:${r}`)!
+    net[r] = gross[r]! - hs[r]!
+  }
+  const a = (net[1]! - net[ROUND]!) / (ROUND - 1)
+  const d = (net[ROUND]! - a) / ROUND
+  return { size, dataNs: d, ackNs: a, roundNs: net, grossNs: gross, harnessNs: hs, segsOutPerIn, toClientPerIn }
+}
+
+/** Per configuration and size, the fastest round at each ratio over interleaved repetitions. */
+function merge(runs: ConfigResult[][], harness: Map<string, number>): ConfigResult[] {
+  return runs[0]!.map((first, i) => ({
+    config: first.config,
+    sizes: first.sizes.map((s, j) => {
+      const gross: Record<number, number> = {}
+      for (const r of Object.keys(s.grossNs).map(Number)) gross[r] = Math.min(...runs.map(run => run[i]!.sizes[j]!.grossNs[r]!))
+      return derive(s.size, gross, harness, s.segsOutPerIn, s.toClientPerIn)
+    }),
+  }))
+}
+
 async function measureConfig(config: ScoutConfig, sizes: number[], ratios: (size: number) => number[], harness: Map<string, number>, ctx: SuiteContext, reps: number, warmup: number, trust = false): Promise<ConfigResult> {
   const out: SizeResult[] = []
   for (const size of sizes) {
-    const rig = buildRig(config, trust)
-    rig.benchMode()
-    const load = new SegmentLoad(rig, size)
-    for (let i = 0; i < warmup; i++) load.round(1)
-    const b0 = { ...rig.devB.sink }
-    const bytes0 = load.bytesIn
+    // A fresh connection per timing run: one connection carries at most about 1.5 GB in
+    // a full-mode run (FWD's splice-base check misfires after 2 GiB, see the note).
+    const fresh = (): { rig: Rig; load: SegmentLoad } => {
+      const rig = buildRig(config, trust)
+      rig.benchMode()
+      const load = new SegmentLoad(rig, size)
+      for (let i = 0; i < warmup; i++) load.round(1)
+      return { rig, load }
+    }
+    const check = (rig: Rig, load: SegmentLoad, bytes0: number, out0: number): void => {
+      // Honesty checks: everything in came out, nothing dropped, nobody else talked.
+      const bytesIn = load.bytesIn - bytes0
+      const bytesOut = rig.devB.sink.dataBytes - out0
+      if (bytesIn - bytesOut > ROUND * size || bytesOut > bytesIn) throw new Error(`${config} ${size} B: ${bytesIn} bytes in, ${bytesOut} out`)
+      const drops = pathDrops(rig.paths())
+      if (Object.keys(drops).length > 0) throw new Error(`${config} ${size} B: the forwarder dropped segments: ${JSON.stringify(drops)}`)
+      if (rig.devA.strays + rig.devB.strays > 0) throw new Error(`${config}: the peers sent ${rig.devA.strays + rig.devB.strays} frames during the measurement`)
+      if (rig.session !== null && rig.session.state !== (config === 'fwd' || config === 'ipfwd' ? 'spliced' : 'control')) throw new Error(`${config}: session ended up ${rig.session.state}`)
+    }
     const gross: Record<number, number> = {}
     for (const r of ratios(size)) {
-      const f = await best(`${config} ${size} B ${r}:1`, () => load.round(r), ctx, reps)
-      gross[r] = f.nsPerOp * ROUND
+      let bestNs = Infinity
+      for (let i = 0; i < reps; i++) {
+        const { rig, load } = fresh()
+        const bytes0 = load.bytesIn
+        const out0 = rig.devB.sink.dataBytes
+        const f = await timeOpsCtx(`${config} ${size} B ${r}:1`, () => load.round(r), ROUND, ctx)
+        check(rig, load, bytes0, out0)
+        bestNs = Math.min(bestNs, f.nsPerOp * ROUND)
+      }
+      gross[r] = bestNs
     }
-    // Honesty checks: everything in came out, nothing dropped, nobody else talked.
-    const bytesIn = load.bytesIn - bytes0
-    const bytesOut = rig.devB.sink.dataBytes - b0.dataBytes
-    if (bytesIn - bytesOut > ROUND * size || bytesOut > bytesIn) throw new Error(`${config} ${size} B: ${bytesIn} bytes in, ${bytesOut} out`)
-    const drops = pathDrops(rig.paths())
-    if (Object.keys(drops).length > 0) throw new Error(`${config} ${size} B: the forwarder dropped segments: ${JSON.stringify(drops)}`)
-    if (rig.devA.strays + rig.devB.strays > 0) throw new Error(`${config}: the peers sent ${rig.devA.strays + rig.devB.strays} frames during the measurement`)
-    if (rig.session !== null && rig.session.state !== (config === 'fwd' || config === 'ipfwd' ? 'spliced' : 'control')) throw new Error(`${config}: session ended up ${rig.session.state}`)
     // Frames out per data segment in, at 64:1 (one ACK per round), over a few rounds.
+    const { rig, load } = fresh()
     const a1 = rig.devA.sink.frames
     const b1 = rig.devB.sink.dataSegs
     const s1 = load.segsIn
     for (let i = 0; i < 10; i++) load.round(ROUND)
+    check(rig, load, 0, 0)
     const segs = load.segsIn - s1
-    const net: Record<number, number> = {}
-    const hs: Record<number, number> = {}
-    for (const r of Object.keys(gross).map(Number)) {
-      hs[r] = harness.get(`${size}:${r}`)!
-      net[r] = gross[r]! - hs[r]!
-    }
-    const a = (net[1]! - net[ROUND]!) / (ROUND - 1)
-    const d = (net[ROUND]! - a) / ROUND
-    out.push({
-      size, dataNs: d, ackNs: a, roundNs: net, grossNs: gross, harnessNs: hs,
-      segsOutPerIn: (rig.devB.sink.dataSegs - b1) / segs, toClientPerIn: (rig.devA.sink.frames - a1) / segs,
-    })
+    out.push(derive(size, gross, harness, (rig.devB.sink.dataSegs - b1) / segs, (rig.devA.sink.frames - a1) / segs))
   }
   return { config, sizes: out }
 }
@@ -197,7 +226,7 @@ function verdict(ok: boolean, what: string, detail: string): string {
 export async function runScoutSegment(ctx: SuiteContext, o: ScoutSegmentOptions = {}) {
   const sizes = o.sizes ?? [1, 1460]
   const configs = o.configs ?? SCOUT_CONFIGS
-  const reps = ctx.quick ? 1 : 3
+  const reps = ctx.smoke ? 1 : ctx.quick ? 2 : 5
   const warmup = o.warmup ?? (ctx.smoke ? 20 : 200)
   const ratios = (size: number): number[] => (size === 1460 ? [ROUND, 1, 2, 3] : [ROUND, 1])
   // The harness' own cost per round (build + free), per size and ratio.
@@ -214,21 +243,32 @@ export async function runScoutSegment(ctx: SuiteContext, o: ScoutSegmentOptions 
       }
     }
   }
-  const results: ConfigResult[] = []
-  const steps = configs.length * 1.3 + 1
-  for (let i = 0; i < configs.length; i++) {
-    ctx.progress((i + 1) / steps, CONFIG_LABEL[configs[i]!])
-    results.push(await measureConfig(configs[i]!, sizes, ratios, harness, ctx, reps, warmup))
-  }
-  // The same with receive checksum offload: the proxy's TCP and FWD trust the checksums
-  // (as behind a TAP with VNET_HDR whose kernel side checked them); 1460-byte segments only.
-  const trusted: ConfigResult[] = []
-  if (sizes.includes(1460)) {
-    for (let i = 0; i < configs.length; i++) {
-      ctx.progress((configs.length + 1 + i * 0.3) / steps, `${CONFIG_LABEL[configs[i]!]}, checksums trusted`)
-      trusted.push(await measureConfig(configs[i]!, [1460], () => [ROUND, 1], harness, ctx, reps, warmup, true))
+  // Repetitions are interleaved (every configuration once, then again): a burst of other
+  // load on the machine then slows one run of each, not every run of one; the fastest wins.
+  const runs: ConfigResult[][] = []
+  const trustedRuns: ConfigResult[][] = []
+  const steps = reps * configs.length * 1.3 + 1
+  let step = 1
+  for (let rep = 0; rep < reps; rep++) {
+    const run: ConfigResult[] = []
+    for (const c of configs) {
+      ctx.progress(step++ / steps, `${CONFIG_LABEL[c]} (${rep + 1}/${reps})`)
+      run.push(await measureConfig(c, sizes, ratios, harness, ctx, 1, warmup))
+    }
+    runs.push(run)
+    // The same with receive checksum offload: the proxy's TCP and FWD trust the checksums
+    // (as behind a TAP with VNET_HDR whose kernel side checked them); 1460-byte segments only.
+    if (sizes.includes(1460)) {
+      const tr: ConfigResult[] = []
+      for (const c of configs) {
+        ctx.progress((step += 0.3) / steps, `${CONFIG_LABEL[c]}, checksums trusted (${rep + 1}/${reps})`)
+        tr.push(await measureConfig(c, [1460], () => [ROUND, 1], harness, ctx, 1, warmup, true))
+      }
+      trustedRuns.push(tr)
     }
   }
+  const results = merge(runs, harness)
+  const trusted = trustedRuns.length > 0 ? merge(trustedRuns, harness) : []
   ctx.progress(1, 'done')
   return { results, trusted, harness: Object.fromEntries(harness) }
 }
@@ -272,6 +312,7 @@ function tablesFor(results: ConfigResult[]): { tables: ResultTable[]; targets: s
       'One connection in steady state on memory devices, no I/O in the timing: 64 data segments per round injected as a device batch, then the server\'s ACKs; the proxies\' TCBs verify checksums, buffer, ACK and resend; output into a recycling sink. Bytes out = bytes in and zero drops are checked after every run.',
       'ns/seg = per data segment (with what it triggers: the proxy\'s ACK to the client, its resend); ACK ns = per ACK from the server (consumed by TCB B, or rewritten and forwarded), from the 64:1 and 1:1 rounds.',
       'FWD and IP/FWD: a 1-path session spliced live; IP/FWD merges IP+FWD+IP into one stage on the same path (no new path is built, unlike Scout).',
+      'Each timing run uses a fresh connection (warmed up by 200 rounds): FWD/IP/FWD stop forwarding data after 2^31 bytes on one connection (stages/fwd/rewrite.ts compares seq with a fixed splice base: seqLt(seq, base) turns true half a sequence space later, the payload is chopped and a bare ACK forwarded, counted as chopped, not as a drop). Found by this benchmark; left to the FWD owners.',
       'Paper: Scout on a 200 MHz PentiumPro (1999), measured from round-trip latencies; compare the speedups, not the absolute numbers.',
     ],
   }
