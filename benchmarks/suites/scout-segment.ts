@@ -286,8 +286,22 @@ function trustedTable(trusted: ConfigResult[], results: ConfigResult[]): ResultT
     notes: [
       'TcpModule({ trustChecksums: true }): TCB A and FWD/IP/FWD skip verifying incoming TCP checksums (a device that verified them: a TAP with VNET_HDR marks them DATA_VALID; FWD trusts such frames anyway). TCB B still computes the checksums it sends; FWD still updates them incrementally (RFC 1624). The IP router never looks at TCP checksums.',
       'Scout\'s FWD did not verify checksums either ("eliminating ... the checksum calculations ... accounts for the speedup").',
+      ...trustedTargets(trusted),
     ],
   }
+}
+
+function trustedTargets(trusted: ConfigResult[]): string[] {
+  const d = (c: ScoutConfig): number => trusted.find(r => r.config === c)?.sizes[0]?.dataNs ?? NaN
+  const b = d('2-path')
+  if (Number.isNaN(b)) return []
+  const gap = d('ipfwd') / d('router') - 1
+  return [
+    verdict(b / d('fwd') >= 2.5, 'with checksum offload: FWD >= 2.5x faster than 2-path', `${(b / d('fwd')).toFixed(2)}x`),
+    verdict(b / d('ipfwd') >= 4, 'with checksum offload: IP/FWD >= 4x faster than 2-path', `${(b / d('ipfwd')).toFixed(2)}x`),
+    verdict(gap <= 0.1, 'with checksum offload: IP/FWD within 10% of the IP router', `${(gap * 100).toFixed(0)}% slower`),
+    verdict(1e3 / d('ipfwd') >= 3, 'with checksum offload: IP/FWD >= 3 M segments/s per core (1460 B)', `${(1e3 / d('ipfwd')).toFixed(2)} M/s`),
+  ]
 }
 
 function tablesFor(results: ConfigResult[]): { tables: ResultTable[]; targets: string[] } {

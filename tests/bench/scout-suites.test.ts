@@ -28,6 +28,7 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
   const [t2, tTrusted, t3] = seg.tables
   t.match(tTrusted!.title, /receive checksum offload/)
   t.equal(tTrusted!.rows.length, 5)
+  t.equal(tTrusted!.notes!.filter(n => /^(MET|MISSED): with checksum offload/.test(n)).length, 4)
   t.match(t2!.title, /^Table II/)
   t.same(t2!.rows.map(r => r[0]), ['2-path', '1-path', 'FWD', 'IP/FWD', 'IP router'], 'the five Scout configurations, in order')
   for (const r of t2!.rows) {
