@@ -20,7 +20,7 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
   const summary = await runBenchmarks({ quick: true, smoke: true, only: ids, out })
   t.same(summary.files.map(f => basename(f)).sort(), [
     'RESULTS.md', 'memory.json', 'scout-segment-speedup.svg', 'scout-segment.json',
-    'splice-cost-seq-trace-fwd.svg', 'splice-cost-seq-trace-ipfwd.svg', 'splice-cost.json',
+    'splice-cost-seq-trace-fwd-fast-client.svg', 'splice-cost-seq-trace-fwd.svg', 'splice-cost-seq-trace-ipfwd.svg', 'splice-cost.json',
   ])
 
   const seg = readJson(`${out}/scout-segment.json`)
@@ -51,7 +51,7 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
   t.equal(idle!.notes!.filter(n => /^(MET|MISSED): idle splice/.test(n)).length, 2)
   for (const r of busy!.rows) {
     t.equal(r[r.length - 1], 'yes', `${String(r[0])}: the busy transfer completed`)
-    t.ok(positive(r[1]), 'bytes were held at the splice')
+    t.ok(positive(r[2]), 'bytes were held at the splice')
   }
 
   const mem = readJson(`${out}/memory.json`)
