@@ -127,7 +127,7 @@ export const memorySuite: Suite = {
   async run(ctx: SuiteContext) {
     // 100k is not run: spliced connections still hold their two TCBs' rings (about 80 KB
     // each, 8 GB at 100k on a shared 24 GiB machine); the per-connection figure is flat in N.
-    const ns = ctx.smoke ? [200] : ctx.quick ? [1000, 2000] : [1000, 10_000, 20_000]
+    const ns = ctx.smoke ? [100] : ctx.quick ? [1000, 2000] : [1000, 10_000, 20_000]
     const rows = measureMemory(ns, ns[ns.length - 1]!, ctx.progress)
     return { tables: memoryTables(rows), data: rows }
   },

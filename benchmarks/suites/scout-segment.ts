@@ -227,7 +227,7 @@ export async function runScoutSegment(ctx: SuiteContext, o: ScoutSegmentOptions 
   const sizes = o.sizes ?? [1, 1460]
   const configs = o.configs ?? SCOUT_CONFIGS
   const reps = ctx.smoke ? 1 : ctx.quick ? 2 : 5
-  const warmup = o.warmup ?? (ctx.smoke ? 20 : 200)
+  const warmup = o.warmup ?? (ctx.smoke ? 10 : 200)
   const ratios = (size: number): number[] => (size === 1460 ? [ROUND, 1, 2, 3] : [ROUND, 1])
   // The harness' own cost per round (build + free), per size and ratio.
   ctx.progress(0, 'harness cost')

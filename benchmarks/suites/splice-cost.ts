@@ -179,8 +179,8 @@ export function busySplice(mode: 'fwd' | 'ipfwd', totalBytes: number, clientRate
 
 /** Runs the suite's measurements with explicit sizes (the harness test uses tiny ones). */
 export async function runSpliceCost(ctx: SuiteContext, o: { idle?: number; bulkBytes?: number } = {}) {
-  const idle = o.idle ?? (ctx.smoke ? 20 : ctx.quick ? 200 : 1000)
-  const bulkBytes = o.bulkBytes ?? (ctx.smoke ? 1_000_000 : ctx.quick ? 3_000_000 : 6_000_000)
+  const idle = o.idle ?? (ctx.smoke ? 10 : ctx.quick ? 200 : 1000)
+  const bulkBytes = o.bulkBytes ?? (ctx.smoke ? 600_000 : ctx.quick ? 3_000_000 : 6_000_000)
   ctx.progress(0, 'idle splices to FWD')
   const warm = ctx.smoke ? 0 : ctx.quick ? 100 : 300
   const fwd = idleSplices('fwd', idle, warm)

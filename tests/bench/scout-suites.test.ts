@@ -47,7 +47,7 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
   const sp = readJson(`${out}/splice-cost.json`)
   const [idle, busy] = sp.tables
   t.equal(idle!.rows.length, 2)
-  for (const r of idle!.rows) t.ok(positive(r[2]) && r[1] === 20, `${String(r[0])}: 20 idle splices timed`)
+  for (const r of idle!.rows) t.ok(positive(r[2]) && r[1] === 10, `${String(r[0])}: 10 idle splices timed`)
   t.equal(idle!.notes!.filter(n => /^(MET|MISSED): idle splice/.test(n)).length, 2)
   for (const r of busy!.rows) {
     t.equal(r[r.length - 1], 'yes', `${String(r[0])}: the busy transfer completed`)
@@ -56,7 +56,7 @@ t.test('scout-segment, splice-cost and memory run and write well-formed output',
 
   const mem = readJson(`${out}/memory.json`)
   const row = mem.tables[0]!.rows[0]!
-  t.equal(row[0], 200)
+  t.equal(row[0], 100)
   t.ok(positive(row[1]) && positive(row[3]) && positive(row[5]), 'bytes per connection unspliced, FWD, IP/FWD')
   t.equal(mem.tables[0]!.notes!.filter(n => /^(MET|MISSED): spliced state/.test(n)).length, 1)
 
