@@ -11,13 +11,16 @@ import { join } from 'node:path'
 import * as vega from 'vega'
 import * as vegaLite from 'vega-lite'
 import { machine, resultsDir } from './lib/report.js'
-import type { ResultTable, Suite, SuiteResult } from './lib/suite.js'
+import type { ResultTable, Suite, SuiteContext, SuiteResult } from './lib/suite.js'
 import { corePathSuite } from './suites/core-path.js'
 import { ipRouterSuite } from './ip-router.bench.js'
 import { tcpSuite } from './tcp.bench.js'
+import { scoutSegmentSuite } from './suites/scout-segment.js'
+import { spliceCostSuite } from './suites/splice-cost.js'
+import { memorySuite } from './suites/memory.js'
 
 /** Every suite, in report order. */
-export const SUITES: Suite[] = [corePathSuite, ipRouterSuite, tcpSuite]
+export const SUITES: Suite[] = [corePathSuite, ipRouterSuite, tcpSuite, scoutSegmentSuite, spliceCostSuite, memorySuite]
 
 /** Options of {@link runBenchmarks}. */
 export interface RunOptions {
@@ -29,6 +32,8 @@ export interface RunOptions {
   out?: string
   /** Show a progress bar on stderr. */
   progress?: boolean
+  /** Test only: see {@link SuiteContext.smoke}. */
+  smoke?: boolean
 }
 
 /** What a run produced. */
@@ -92,7 +97,8 @@ export async function runBenchmarks(opts: RunOptions): Promise<RunSummary> {
     const s = suites[i]!
     const label = `[${i + 1}/${suites.length}] ${s.id}`
     const res = await s.run({
-      quick: opts.quick,
+      quick: opts.quick || opts.smoke === true,
+      ...(opts.smoke ? { smoke: true } : {}),
       progress: (f, what) => {
         if (opts.progress) bar(`${label}: ${what}`, (i + f) / suites.length)
       },

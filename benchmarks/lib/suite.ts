@@ -31,6 +31,11 @@ export interface SuiteResult {
 export interface SuiteContext {
   /** Quick mode: fewer samples and smaller loads (the whole run stays under 3 minutes). */
   quick: boolean
+  /**
+   * Test only: the least work that still produces every table, chart and check (a few
+   * rounds, tiny loads); the timings mean nothing. Implies `quick`.
+   */
+  smoke?: boolean
   /** Reports progress within the suite (0..1) with a label. */
   progress(fraction: number, label: string): void
 }

@@ -206,9 +206,29 @@ export class ProxyForwarder implements ProxyHost {
       ifaceA: iface, ifaceB: null, bConnected: false, closedA: false, closedB: false, fwd: null, mode: this.mode, done: false,
     }
     this.sessions.set(s, w)
-    s.legs = { clientTcp: conn.stage, serverTcp: null, clientStage: proxyA, serverStage: null, handover: twoPath }
+    this.syncLegs(w)
     this.wireLeg(w, 'a', conn.stage)
     s.clientOpened()
+  }
+
+  /**
+   * @internal The session's legs derive from the wiring (one source of truth): called
+   * whenever `w.a`, `w.b` or the PROXY stages change (accept, connect, unsplice).
+   */
+  syncLegs(w: Wiring): void {
+    w.session.setLegs({
+      clientTcp: w.a.stage, serverTcp: w.b?.stage ?? null, clientStage: w.proxyA, serverStage: w.b === null ? null : w.proxyB, handover: w.layout === '2-path',
+    })
+  }
+
+  /** @internal Unsplice: the rebuilt connections replace the old flow entries; both legs are live again. */
+  setLegs(w: Wiring, a: TcpConnection, b: TcpConnection): void {
+    w.a = a
+    w.b = b
+    w.closedA = w.closedB = false
+    this.syncLegs(w)
+    this.wireLeg(w, 'a', a.stage)
+    this.wireLeg(w, 'b', b.stage)
   }
 
   /** @internal Hooks a TCP stage's events to its session (at accept, connect and unsplice). */
@@ -252,7 +272,7 @@ export class ProxyForwarder implements ProxyHost {
       w.pathA.connect(1, conn.path.ends[1])
       conn.path.connect(1, w.pathA.ends[1])
     }
-    s.legs = { ...s.legs!, serverTcp: conn.stage, serverStage: w.proxyB }
+    this.syncLegs(w)
     this.wireLeg(w, 'b', conn.stage)
   }
 

@@ -12,13 +12,15 @@
  *            - ungate: new segments are forwarded; copies drain the old TCBs (step 3)
  *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD
  *            5 ungate
- *  unsplice: FWD drops new data until each peer acknowledged everything forwarded to it,
- *            then two TCBs are built from FWD state (Tcb.established: nothing in flight,
- *            slow start) and the session's layout comes back
+ *  unsplice: each stream's unsplice point is what FWD forwarded so far; FWD holds
+ *            segments with data beyond it (forwarding only their ACKs) until each peer
+ *            acknowledged everything up to the point, then two TCBs are built from FWD
+ *            state (Tcb.established: nothing in flight, slow start), the session's layout
+ *            comes back, and the held segments are fed to the new TCBs
  * ```
  * @module
  */
-import { seqAdd, seqDiff } from '../../core/seq.js'
+import { seqAdd, seqDiff, seqLt } from '../../core/seq.js'
 import { Path } from '../../core/path.js'
 import { Dir } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
@@ -158,7 +160,7 @@ export class SpliceEngine {
     }
     const mode = opts.mode ?? this.fw.mode
     const n = opts.unspliceAfterServerBytes
-    this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: n === undefined ? null : seqAdd(snapB.rcvNxt, n) })
+    this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: n === undefined ? null : seqAdd(s.spliceServerMark ?? snapB.rcvNxt, n) })
     w.fwd = pre
     w.mode = mode
     this.fw.stats.splicing++
@@ -283,7 +285,15 @@ export class SpliceEngine {
 
   // ------------------------------------------------------------------ unsplice
 
-  /** Starts an unsplice (the session is in state `unsplicing`). */
+  /**
+   * Starts an unsplice (the session is in state `unsplicing`). Why wait for the ACKs and
+   * hold new data, rather than build the TCBs at once: a TCB can only take over a byte it
+   * can retransmit. Bytes FWD forwarded but the receiver has not acknowledged are in no
+   * buffer of ours; only their sender can resend them, so the rebuilt receiving TCB would
+   * have to start below them and the rebuilt sending TCB would see ACKs for bytes it never
+   * sent (and the proxy would read bytes the other peer already has). Waiting costs about
+   * one RTT; holding (not dropping) what arrives meanwhile costs no retransmission.
+   */
   unsplice(w: Wiring): void {
     const f = w.fwd
     const legs = this.legs.get(w)
@@ -291,8 +301,11 @@ export class SpliceEngine {
     if (f.ab.finSeen || f.ba.finSeen) return this.unspliceFailed(w, 'a FIN was forwarded: the connection is closing')
     const started = this.now
     const timer = this.fw.host.scheduler.timer(() => {
-      f.quiesceThen(null)
-      this.unspliceFailed(w, `the peers did not acknowledge everything forwarded within ${this.o.unspliceTimeoutMs} ms`)
+      if (w.done || w.fwd !== f || !f.quiescing) return
+      const why = this.unackedWhy(f)
+      // The held segments are forwarded as usual: the splice goes on, nothing is lost.
+      w.pathA.betweenMessages(() => f.quiesceThen(null))
+      this.unspliceFailed(w, `${why} within ${this.o.unspliceTimeoutMs} ms (unspliceTimeoutMs)`)
     })
     timer.set(this.o.unspliceTimeoutMs)
     f.quiesceThen(() => {
@@ -301,12 +314,22 @@ export class SpliceEngine {
     })
   }
 
+  /** What an unsplice still waits for, for its timeout's message. */
+  private unackedWhy(f: FwdStage): string {
+    const toServer = seqDiff(seqAdd(f.ab.highSeq, f.ab.seqOffset), f.ba.lastAck)
+    const toClient = seqDiff(seqAdd(f.ba.highSeq, f.ba.seqOffset), f.ab.lastAck)
+    const parts: string[] = []
+    if (toServer > 0) parts.push(`the server did not acknowledge the last ${toServer} bytes forwarded to it`)
+    if (toClient > 0) parts.push(`the client did not acknowledge the last ${toClient} bytes forwarded to it`)
+    return parts.length > 0 ? parts.join(' and ') : 'the peers did not acknowledge everything forwarded'
+  }
+
   private unspliceFailed(w: Wiring, why: string): void {
     this.fw.stats.unspliceFailures++
     w.session.setState('spliced', `unsplice failed: ${why}`)
   }
 
-  /** Two TCBs from FWD state, the session's layout back, control mode. */
+  /** Two TCBs from FWD state, the session's layout back, control mode, then the held segments. */
   private rebuild(w: Wiring, f: FwdStage, legs: SplicedLegs, started: number): void {
     if (w.done || w.fwd !== f || f.ended !== null) return
     const fw = this.fw
@@ -314,10 +337,14 @@ export class SpliceEngine {
     const path = w.pathA
     path.gate()
     const now = Math.floor(this.now)
-    const A = this.tcpFrom(w.a, legs.a, f.ab, f.ba, now, Dir.Forward)
-    const b = w.b!
+    // Taken before the replace: a detached FWD frees what it still holds.
+    const heldA = f.takeHeld(Dir.Forward)
+    const heldB = f.takeHeld(Dir.Backward)
     const twoPath = w.layout === '2-path'
-    const B = this.tcpFrom(b, legs.b, f.ba, f.ab, now, twoPath ? Dir.Forward : Dir.Backward)
+    const A = this.tcpFrom(w.a, legs.a, f.ab, f.ba, f.heldTsvalMin(Dir.Forward), now, Dir.Forward)
+    const b = w.b!
+    const B = this.tcpFrom(b, legs.b, f.ba, f.ab, f.heldTsvalMin(Dir.Backward), now, twoPath ? Dir.Forward : Dir.Backward)
+    f.quiesceThen(null)
     const proxyA = w.proxyA
     const proxyB = w.proxyB!
     const ipfwd = legs.mode === 'ipfwd'
@@ -331,8 +358,14 @@ export class SpliceEngine {
       const last = path.stages[path.stages.length - 1]!
       path.replace(f, last, [...ipA, A, proxyA])
       const ns = host.netStages(b.remoteIp, IPPROTO_TCP)
-      const pb = new Path([...ns.stages, B, proxyB], { name: `${host.name}/proxy:${b.stage.tcb.localPort}>${b.stage.tcb.remotePort}` })
+      const pb = new Path([...ns.stages, B, proxyB], { name: `${host.name}/proxy:${legs.b.localPort}>${legs.b.remotePort}` })
       host.attach(pb, ns.iface)
+      // B's frames queued at path A's end 1 (it faced B's device) belong to path B now;
+      // left there they would run into PROXY a as if they were relayed bytes.
+      // And what FWD sent towards B's device must still go there, before end 1 is re-targeted.
+      path.flush()
+      const q = path.ends[1].input
+      for (let m = q.shift(); m !== undefined; m = q.shift()) pb.ends[0].enqueue(m)
       path.connect(1, pb.ends[1])
       pb.connect(1, path.ends[1])
       w.pathB = pb
@@ -341,29 +374,38 @@ export class SpliceEngine {
     const entA: TcpConnection = { path, end: path.ends[0], stage: A, localIp: w.a.localIp, remoteIp: w.a.remoteIp, listener: null }
     fw.tcp.setFlow(entA.localIp, legs.a.localPort, entA.remoteIp, legs.a.remotePort, entA)
     fw.tcp.setFlow(entB.localIp, legs.b.localPort, entB.remoteIp, legs.b.remotePort, entB)
-    w.a = entA
-    w.b = entB
-    w.closedA = w.closedB = false
     f.onEnd = null
     w.fwd = null
     this.legs.delete(w)
-    w.session.legs = { clientTcp: A, serverTcp: B, clientStage: proxyA, serverStage: proxyB, handover: twoPath }
-    fw.wireLeg(w, 'a', A)
-    fw.wireLeg(w, 'b', B)
+    fw.setLegs(w, entA, entB)
     path.ungate()
     fw.stats.spliced--
     fw.stats.unsplices++
     fw.stats.unspliceMsTotal += this.now - started
     w.session.setState('control', 'unspliced')
+    // What arrived beyond the unsplice points, now for the new TCBs (in arrival order).
+    for (const m of heldA) {
+      if (w.done) m.free()
+      else A.receive(m)
+    }
+    for (const m of heldB) {
+      if (w.done) m.free()
+      else B.receive(m)
+    }
   }
 
   /**
    * A TCB for one connection from FWD state: `inD` carries its peer's segments, `outD`
    * the segments forwarded to its peer. Nothing is in flight (the peers acked it all).
+   * `heldTs` is the smallest TSval among the segments held for it (-1: none).
    */
-  private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, now: number, up: Dir): TcpStage {
+  private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
     // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS).
     const lastOut = outD.tsMode === TsMode.Map ? seqAdd(outD.tsLastIn, outD.tsvalOffset) : snap.tsLastSent
+    // TS.Recent: the peer's last TSval, but no newer than the held segments' (the trimmed
+    // copies FWD forwarded carried theirs), or PAWS would drop them.
+    let tsRecent = inD.tsMode === TsMode.Map ? inD.tsLastIn : snap.tsRecent
+    if (heldTs >= 0 && seqLt(heldTs, tsRecent)) tsRecent = heldTs
     const params: EstablishedParams = {
       localPort: snap.localPort,
       remotePort: snap.remotePort,
@@ -376,7 +418,7 @@ export class SpliceEngine {
       rcvWscale: snap.rcvWscale,
       sackOk: snap.sackOk,
       tsOk: snap.tsOk,
-      tsRecent: inD.tsMode === TsMode.Map ? inD.tsLastIn : snap.tsRecent,
+      tsRecent,
       tsOffset: (lastOut + 1 - now) >>> 0,
     }
     return new TcpStage({

@@ -80,6 +80,9 @@ export interface FwdDirectionConfig {
 /** Smallest tolerance for the blind-injection check (a segment this far outside the windows is refused). */
 export const MIN_INJECTION_TOLERANCE = 128 * 1024
 
+/** How far the splice base may trail the highest sequence forwarded (1 GiB, well inside 2^31). */
+const BASE_TRAIL = 2 ** 30
+
 /** One direction's live splice state. Field order is fixed so V8 keeps one hidden class. */
 export class FwdDirection {
   /** See {@link FwdDirectionConfig.outSrcIp}. */
@@ -205,7 +208,13 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   }
   const inSeq = get32(buf, tcp + TcpField.SEQ)
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
-  if (seqGt(segEnd, d.highSeq)) d.highSeq = segEnd
+  if (seqGt(segEnd, d.highSeq)) {
+    d.highSeq = segEnd
+    // The base only guards the bytes near the splice point. Comparisons mod 2^32 flip after
+    // 2^31 bytes (RFC 1982), so a base left behind would make all new data look old: keep
+    // it at most BASE_TRAIL behind highSeq (anything older is a blind injection anyway).
+    if (seqDiff(segEnd, d.base) > BASE_TRAIL) d.base = seqAdd(segEnd, -BASE_TRAIL)
+  }
   if ((flags & TcpFlag.FIN) !== 0 && !d.finSeen) {
     d.finSeen = true
     d.finSeq = seqAdd(inSeq, payload)

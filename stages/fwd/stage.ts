@@ -6,13 +6,16 @@
  *           rewritten, checksum updated incrementally (RFC 1624) incl. the pseudo-header;
  *           the IP stage on the other side pushes a fresh IP header. No allocation.
  * Drops:    'bad-checksum' | 'syn-on-spliced' | 'blind-injection' | 'truncated' | 'below-splice-base' |
- *           'closed' | 'no-l3' | 'unsplicing' (new data while waiting to unsplice)
+ *           'closed' | 'no-l3' | 'unsplice-overflow' (more new data than {@link MAX_HELD_BYTES}
+ *           arrived while waiting to unsplice)
+ * Holds:    while unsplicing, segments carrying new data (beyond what was forwarded), for
+ *           the TCBs that replace this stage ({@link FwdStage.quiesceThen}).
  * State:    per direction: seq/ack/TS offsets, window shifts, highest seq, last ack and
  *           window (for unsplicing), FIN seen; a simplified state machine (FIN each way, RST).
  * Inspect:  stats(), state(); an idle timer ends the splice after `idleMs` of silence.
  * @module
  */
-import { get32 } from '../../core/bytes.js'
+import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
 import type { Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
@@ -89,6 +92,12 @@ function snap(d: FwdDirection): FwdDirectionState {
   return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped, tsLastIn: d.tsLastIn }
 }
 
+/**
+ * Most payload bytes held per direction while an unsplice waits for the peers' ACKs (about
+ * a window of new data for one RTT); more is dropped, and its sender retransmits it.
+ */
+export const MAX_HELD_BYTES = 8 << 20
+
 /** A callback when a direction's stream reaches a sequence number ({@link FwdStage.notifyAt}). */
 interface SeqWatch {
   dir: DirT
@@ -119,6 +128,12 @@ export class FwdStage extends Stage {
   readonly trustChecksums: boolean
   private watch: SeqWatch | null = null
   private quiesce: (() => void) | null = null
+  /** Segments held while unsplicing, in arrival order, and their directions. */
+  private held: Msg[] = []
+  private heldDirs: DirT[] = []
+  private readonly heldBytes = [0, 0]
+  /** Per direction: the smallest TSval among the held segments (-1: none), for TS.Recent. */
+  private readonly heldTsMin = [-1, -1]
 
   /** Creates the stage from per-direction configurations (or live directions to take over). */
   constructor(cfg: FwdConfig, kind = 'FWD') {
@@ -169,14 +184,61 @@ export class FwdStage extends Stage {
   }
 
   /**
-   * Unsplice, step 1 ("wait for outstanding data to be acked", DESIGN §5): from now on
-   * segments carrying new data are dropped as 'unsplicing' (their senders retransmit them
-   * to the TCBs that replace this stage); retransmissions and ACKs still pass. `fn` runs
-   * once each peer has acknowledged everything forwarded to it. Pass null to cancel.
+   * Unsplice, step 1 (DESIGN §5: "wait for outstanding data to be acked"). From now on
+   * each direction's stream ends, for this stage, at what was forwarded so far (`highSeq`):
+   * retransmissions below it still pass, so the peers can acknowledge everything; a segment
+   * carrying anything beyond it is HELD (not dropped) for the TCB that will replace this
+   * stage, and only its part below that point, or its new ACK, is forwarded (a trimmed
+   * copy). `fn` runs once each peer has acknowledged everything forwarded to it; then the
+   * owner builds the TCBs and feeds them {@link FwdStage.takeHeld}. So no byte crosses the
+   * unsplice point unseen by the proxy, none is lost, and the senders need not retransmit
+   * (no RTO per unsplice). Pass null to cancel: held segments are forwarded as usual.
    */
   quiesceThen(fn: (() => void) | null): void {
     this.quiesce = fn
-    if (fn !== null) this.checkWatches()
+    if (fn !== null) return this.checkWatches()
+    const held = this.held
+    const dirs = this.heldDirs
+    this.clearHeld()
+    for (let i = 0; i < held.length; i++) this.deliver(held[i]!, dirs[i]!)
+  }
+
+  /** True while an unsplice waits for the peers' ACKs. */
+  get quiescing(): boolean {
+    return this.quiesce !== null
+  }
+
+  /**
+   * The segments held for the TCB receiving from `dir`'s sender, in arrival order, with
+   * `msg.off` at the TCP header and `msg.l3` at the IP header; the caller owns them.
+   */
+  takeHeld(dir: DirT): Msg[] {
+    const out: Msg[] = []
+    const keep: Msg[] = []
+    const keepDirs: DirT[] = []
+    for (let i = 0; i < this.held.length; i++) {
+      if (this.heldDirs[i] === dir) out.push(this.held[i]!)
+      else {
+        keep.push(this.held[i]!)
+        keepDirs.push(this.heldDirs[i]!)
+      }
+    }
+    this.held = keep
+    this.heldDirs = keepDirs
+    this.heldBytes[dir] = 0
+    return out
+  }
+
+  /** The smallest TSval among the segments held from `dir`'s sender, or -1 (the rebuilt TCB's TS.Recent must not exceed it: RFC 7323 §5.3 PAWS). */
+  heldTsvalMin(dir: DirT): number {
+    return this.heldTsMin[dir]!
+  }
+
+  private clearHeld(): void {
+    this.held = []
+    this.heldDirs = []
+    this.heldBytes[0] = this.heldBytes[1] = 0
+    this.heldTsMin[0] = this.heldTsMin[1] = -1
   }
 
   /** True once everything forwarded each way has been acknowledged by its receiver. */
@@ -216,7 +278,7 @@ export class FwdStage extends Stage {
       }
     }
     if (this.quiesce !== null || this.tap !== null) {
-      if (this.slowChecks(msg, dir, tcp)) return -1
+      if (this.slowChecks(msg, dir, tcp, srcIp, dstIp)) return -1
     }
     const forward = dir === Dir.Forward
     const r = rewriteSegment(msg.buf, tcp, msg.end, srcIp, dstIp, forward ? this.ab : this.ba, forward ? this.ba : this.ab)
@@ -245,8 +307,8 @@ export class FwdStage extends Stage {
       seqGe(ba.lastAck, seqAdd(ab.finSeq, 1 + ab.seqOffset)) && seqGe(ab.lastAck, seqAdd(ba.finSeq, 1 + ba.seqOffset))
   }
 
-  /** Off the fast path: the unsplice quiesce filter and the tap. Returns true if it dropped `msg`. */
-  private slowChecks(msg: Msg, dir: DirT, tcp: number): boolean {
+  /** Off the fast path: the unsplice hold and the tap. Returns true if it took `msg`. */
+  private slowChecks(msg: Msg, dir: DirT, tcp: number, srcIp: number, dstIp: number): boolean {
     const buf = msg.buf
     const d = dir === Dir.Forward ? this.ab : this.ba
     if (msg.end - tcp < 20) return false // rewrite drops it
@@ -255,8 +317,8 @@ export class FwdStage extends Stage {
     const flags = buf[tcp + TcpField.FLAGS]!
     const len = msg.end - tcp - hlen
     const segEnd = seqAdd(seq, len + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
-    if (this.quiesce !== null && (flags & TcpFlag.RST) === 0 && seqGt(segEnd, d.highSeq)) {
-      this.drop(msg, 'unsplicing')
+    if (this.quiesce !== null && (flags & (TcpFlag.RST | TcpFlag.SYN)) === 0 && hlen >= 20 && tcp + hlen <= msg.end && seqGt(segEnd, d.highSeq)) {
+      this.hold(msg, dir, d, tcp, hlen, seq, len, flags, srcIp, dstIp)
       return true
     }
     if (this.tap !== null && len > 0 && seqGt(seqAdd(seq, len), d.highSeq)) {
@@ -267,11 +329,64 @@ export class FwdStage extends Stage {
     return false
   }
 
+  /**
+   * Holds a segment that goes beyond the unsplice point for the TCB that replaces this
+   * stage. What the peer on the other side must still get goes now, in a trimmed copy:
+   * the bytes below the point (a retransmission that grew), or a new ACK (the peers must
+   * be able to acknowledge everything, or the unsplice never completes), or SACK blocks
+   * (a receiver with a hole: its sender needs these duplicate ACKs to fast-retransmit
+   * instead of waiting for its RTO). Any other copy is not sent: with nothing new it
+   * would be a spurious duplicate ACK (RFC 5681 §2).
+   */
+  private hold(msg: Msg, dir: DirT, d: FwdDirection, tcp: number, hlen: number, seq: number, len: number, flags: number, srcIp: number, dstIp: number): void {
+    const buf = msg.buf
+    const keep = seqGt(d.highSeq, seq) ? Math.min(len, seqDiff(d.highSeq, seq)) : 0
+    const ack = get32(buf, tcp + TcpField.ACK)
+    const ts = optionScan(buf, tcp, hlen)
+    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (seqGt(ack, d.lastAck) || scanSack))) {
+      const c = msg.clone()
+      const cb = c.buf
+      // FWD reads the addresses from the IP header in front of `off`: the clone needs it.
+      if (msg.l3 >= 0 && msg.l3 < msg.off) cb.set(buf.subarray(msg.l3, msg.off), msg.l3)
+      c.end = tcp + hlen + keep
+      cb[tcp + TcpField.FLAGS] = flags & ~(TcpFlag.FIN | TcpFlag.PSH)
+      // A pure ACK from beyond a gap is sent at the unsplice point: in the receiver's window.
+      if (keep === 0 && seqGt(seq, d.highSeq)) set32(cb, tcp + TcpField.SEQ, d.highSeq)
+      if (msg.off < tcp) {
+        // IP/FWD: the IP header is in front; its length and checksum change with the trim.
+        const ip = msg.off
+        set16(cb, ip + 2, c.end - ip)
+        set16(cb, ip + 10, 0)
+        set16(cb, ip + 10, checksum(cb, ip, tcp - ip))
+      }
+      const tlen = c.end - tcp
+      set16(cb, tcp + TcpField.CHECKSUM, 0)
+      set16(cb, tcp + TcpField.CHECKSUM, checksum(cb, tcp, tlen, pseudoHeaderSum(srcIp, dstIp, 6, tlen)))
+      c.vnet = null
+      this.deliver(c, dir)
+    }
+    if (this.heldBytes[dir]! + len > MAX_HELD_BYTES) return this.drop(msg, 'unsplice-overflow')
+    this.heldBytes[dir]! += len
+    const min = this.heldTsMin[dir]!
+    if (ts >= 0 && (min < 0 || seqGt(min, ts))) this.heldTsMin[dir] = ts
+    if (msg.off < tcp) {
+      msg.l3 = msg.off
+      msg.end = Math.min(msg.end, msg.off + get16(buf, msg.off + 2))
+    }
+    msg.off = tcp
+    msg.l4 = tcp
+    this.held.push(msg)
+    this.heldDirs.push(dir)
+  }
+
   /** Ends the splice (idempotent): stops the idle timer and tells the owner. */
   end(why: FwdEnd): void {
     if (this.ended !== null) return
     this.ended = why
     this.idleTimer?.cancel()
+    this.quiesce = null
+    for (const m of this.held) m.free()
+    this.clearHeld()
     this.onEnd?.(why)
   }
 
@@ -288,13 +403,16 @@ export class FwdStage extends Stage {
       bytesAB: this.ab.bytes,
       bytesBA: this.ba.bytes,
       chopped: this.ab.chopped + this.ba.chopped,
+      held: this.held.length,
       ended: this.ended ?? false,
     }
   }
 
-  /** Detaching from the path stops the idle timer. */
+  /** Detaching from the path stops the idle timer and frees what is still held. */
   override detached(): void {
     this.idleTimer?.cancel()
+    for (const m of this.held) m.free()
+    this.clearHeld()
   }
 
   private checkIdle(now: number): void {
@@ -303,4 +421,31 @@ export class FwdStage extends Stage {
     if (quiet >= this.idleMs) this.end('idle')
     else this.idleTimer!.set(this.idleMs - quiet)
   }
+}
+
+/** Set by {@link optionScan}: the segment carries SACK blocks. */
+let scanSack = false
+
+/**
+ * Scans the options of the TCP header (`hlen` bytes) at `tcp`: returns the TSval, or -1
+ * without one, and sets {@link scanSack}.
+ */
+function optionScan(buf: Uint8Array, tcp: number, hlen: number): number {
+  scanSack = false
+  let ts = -1
+  const end = tcp + hlen
+  for (let i = tcp + 20; i < end;) {
+    const kind = buf[i]!
+    if (kind === 0) break
+    if (kind === 1) {
+      i++
+      continue
+    }
+    const len = buf[i + 1] ?? 0
+    if (len < 2 || i + len > end) break
+    if (kind === 8 && len === 10) ts = get32(buf, i + 2)
+    else if (kind === 5) scanSack = true
+    i += len
+  }
+  return ts
 }

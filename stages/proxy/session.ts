@@ -70,8 +70,10 @@ export interface SpliceOptions {
   /** A read-only copy of every new spliced byte, per direction (for caching). */
   tap?: (dir: 'toServer' | 'toClient', data: Uint8Array) => void
   /**
-   * Unsplice by itself once this many more bytes of the server's stream (counted from the
-   * splice point) have been forwarded to the client: an HTTP response body of known length.
+   * Unsplice by itself once this many more bytes of the server's stream have been
+   * forwarded to the client, counted from the last byte the handler was given when it
+   * called `splice()` (bytes relayed while the splice starts count too): an HTTP response
+   * body of known length.
    */
   unspliceAfterServerBytes?: number
 }
@@ -209,6 +211,11 @@ export class ProxySession implements ProxySessionApi {
   serverEnded = false
   private readonly host: ProxyHost
   private pendingSplice: { at: number; opts: SpliceOptions } | null = null
+  /**
+   * @internal Where the server's stream stood for the handler (B's RCV.NXT less what it
+   * has not read) at the last `splice()` call: `unspliceAfterServerBytes` counts from here.
+   */
+  spliceServerMark: number | null = null
   private pumping = false
 
   /** @internal Created by the forwarder. */
@@ -279,6 +286,8 @@ export class ProxySession implements ProxySessionApi {
     if (!(Number.isInteger(after) && after >= 0)) throw new SpliceStateError(`session ${this.id}: splice(): afterClientBytes must be an integer >= 0, got ${after}`)
     const n = opts.unspliceAfterServerBytes
     if (n !== undefined && !(Number.isInteger(n) && n >= 0)) throw new SpliceStateError(`session ${this.id}: splice(): unspliceAfterServerBytes must be an integer >= 0, got ${n}`)
+    const b = this.legs.serverTcp.tcb
+    this.spliceServerMark = (b.rcvNxt - b.readableLength) >>> 0
     this.pendingSplice = { at: this.bytes.toClient + after, opts }
     this.maybeSplice()
   }
@@ -414,8 +423,6 @@ export class ProxySession implements ProxySessionApi {
     } else if (state === 'spliced' && why === 'spliced') {
       if (h.onSpliced !== undefined) this.call(() => h.onSpliced!(this))
     } else if (state === 'control' && why === 'unspliced') {
-      this.toServerQ.inTransit = 0
-      this.toClientQ.inTransit = 0
       if (h.onUnspliced !== undefined) this.call(() => h.onUnspliced!(this))
       this.pump()
     } else if (state === 'control' && why.startsWith('splice failed')) {
@@ -424,6 +431,17 @@ export class ProxySession implements ProxySessionApi {
     } else if (state === 'spliced' && why.startsWith('unsplice failed')) {
       if (h.onUnspliceFailed !== undefined) this.call(() => h.onUnspliceFailed!(this, why))
     }
+  }
+
+  /**
+   * @internal New legs (the forwarder, before any byte moves on them): nothing is in
+   * transit between paths. Resetting later would forget Msgs relayed in between, and a
+   * negative count lets the relay overrun the other TCB's send buffer.
+   */
+  setLegs(legs: SessionLegs): void {
+    this.legs = legs
+    this.toServerQ.inTransit = 0
+    this.toClientQ.inTransit = 0
   }
 
   /** @internal Takes the queued bytes for one direction (the splice moves them into the TCB). */

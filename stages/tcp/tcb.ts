@@ -621,7 +621,8 @@ export class Tcb {
 
   /**
    * Builds a TCB already in ESTABLISHED from spliced state (unsplice, DESIGN.md §5): nothing
-   * in flight, slow start from the initial window, the window the peer was offered kept.
+   * in flight, slow start from the initial window, the window the peer was offered kept
+   * (the receive buffer grows to hold it if it is larger than `config.rcvBuf`).
    */
   static established(host: TcbHost, p: EstablishedParams, config: TcbConfig = {}): Tcb {
     const t = new Tcb(host, p.localPort, p.remotePort, seqAdd(p.sndNxt, -1), config, p.tsOffset ?? 0)
@@ -634,6 +635,9 @@ export class Tcb {
     t.irs = seqAdd(t.rcvNxt, -1)
     t.lastAckSent = t.rcvNxt
     t.rcvAdv = seqAdd(t.rcvNxt, p.rcvWnd)
+    // The peer may send up to that edge (RFC 9293 §3.8.6: the window must not shrink): the
+    // buffer must hold it even when it is larger than this TCB's own bound.
+    t.rcvBuf.raiseLimit(p.rcvWnd)
     const ws = p.sndWscale >= 0 && p.rcvWscale >= 0
     t.sndWscale = ws ? p.sndWscale : 0
     t.rcvWscale = ws ? p.rcvWscale : 0

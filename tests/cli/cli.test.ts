@@ -2,6 +2,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { main } from '../../bin/pathsplice.js'
+import type { DemoSummary } from '../../bin/demo.js'
 
 function capture(): { out: string[]; err: string[]; restore: () => void } {
   const out: string[] = []
@@ -42,28 +43,49 @@ t.test('check: a missing file exits 2 naming it', async t => {
   t.match(c.err.join('\n'), /cannot read spec file '\/nonexistent\/x.spec': ENOENT/)
 })
 
-t.test('demo --json: every configuration moves its bytes with matching digests', async t => {
+t.test('demo --json: every configuration moves its bytes both ways with matching digests; the spliced ones splice', async t => {
   const c = capture()
-  const code = await main(['node', 'pathsplice', 'demo', '--json', '--packets', '3000', '--swaps', '200', '--seed', '5'])
+  const code = await main(['node', 'pathsplice', 'demo', '--json', '--bytes', '300000', '--runs', '1', '--seed', '5'])
   c.restore()
   t.equal(code, 0)
-  const summary = JSON.parse(c.out.join('\n')) as { seed: number; ok: boolean; configurations: { digestsMatch: boolean; bytesSent: number; bytesReceived: number; swaps: number }[] }
+  const summary = JSON.parse(c.out.join('\n')) as DemoSummary
   t.equal(summary.seed, 5)
   t.ok(summary.ok)
-  t.equal(summary.configurations.length, 3)
+  t.equal(summary.network, 'memory')
+  t.same(summary.configurations.map(r => r.config), ['2-path', '1-path', 'FWD', 'IP/FWD', 'IP router'])
   for (const r of summary.configurations) {
-    t.ok(r.digestsMatch)
-    t.equal(r.bytesReceived, r.bytesSent)
+    t.ok(r.digestsOk, `${r.config}: digests`)
+    t.equal(r.bytesUp, 300_000, `${r.config}: bytes up`)
+    t.equal(r.bytesDown, 300_000, `${r.config}: bytes down`)
+    t.ok(r.segmentsPerSec > 0)
+    const spliced = r.config === 'FWD' || r.config === 'IP/FWD'
+    t.equal(r.splicedAtByte !== null, spliced, `${r.config}: spliced iff FWD or IP/FWD`)
+    if (spliced) {
+      t.ok(r.splicedAtByte! > 0 && r.splicedAtByte! < 300_000, 'spliced mid-transfer')
+      t.ok(r.spliceMs !== null && r.spliceMs > 0)
+      t.match(r.paths.join('\n'), r.config === 'FWD' ? /-> fwd#1 ->/ : /-> ipfwd#1 ->/, 'the spliced path holds the final stage')
+      t.notMatch(r.paths.join('\n'), /tcp#/, 'no TCP stage left on the spliced path')
+    }
   }
-  t.ok(summary.configurations[2]!.swaps >= 10, 'hot swaps happened during the transfer')
+  t.equal(summary.configurations[0]!.speedup, 1)
+})
+
+t.test('demo: a table with every configuration', async t => {
+  const c = capture()
+  const code = await main(['node', 'pathsplice', 'demo', '--bytes', '100000', '--runs', '1', '--seed', '9'])
+  c.restore()
+  t.equal(code, 0)
+  const text = c.out.join('\n')
+  for (const name of ['2-path', '1-path', 'FWD', 'IP/FWD', 'IP router']) t.match(text, new RegExp(`\\| ${name.replace('/', '\\/')} \\|.*\\| ok \\|`))
+  t.match(text, /all digests match both ways/)
 })
 
 t.test('demo: bad numbers are usage errors', async t => {
   const c = capture()
-  const code = await main(['node', 'pathsplice', 'demo', '--packets', '-3'])
+  const code = await main(['node', 'pathsplice', 'demo', '--bytes', '-3'])
   c.restore()
   t.equal(code, 2)
-  t.match(c.err.join('\n'), /--packets must be a positive integer/)
+  t.match(c.err.join('\n'), /--bytes must be a positive integer/)
 })
 
 t.test('unknown commands and --help', async t => {
@@ -82,4 +104,16 @@ t.test('unknown commands and --help', async t => {
   t.equal(help, 0)
   t.match(printed, /unknown command 'frobnicate'/)
   t.match(printed, /Usage: pathsplice/)
+})
+
+t.test('--help on every command names its options and the exit codes', async t => {
+  for (const cmd of ['demo', 'run', 'paths', 'stats', 'record', 'replay', 'check']) {
+    const o = process.stdout.write
+    let printed = ''
+    process.stdout.write = ((s: string) => ((printed += s), true)) as typeof process.stdout.write
+    const code = await main(['node', 'pathsplice', cmd, '--help']).finally(() => { process.stdout.write = o })
+    t.equal(code, 0, `${cmd} --help exits 0`)
+    t.match(printed, new RegExp(`Usage: pathsplice ${cmd}`), `${cmd}: usage`)
+    t.match(printed, /Exit codes: 0 /, `${cmd}: exit codes`)
+  }
 })

@@ -77,9 +77,9 @@ export interface ProxiedRun {
 /**
  * Client sends `up` to the server through the proxy, the server sends `down` back, both
  * close; runs until both ends saw the other's FIN and closed, or `limitMs` of virtual time.
- * `during` runs every `stepMs` of virtual time (to splice, unsplice, ...).
+ * `during` runs every `stepMs` of virtual time (to splice, unsplice, ...), with both pumps.
  */
-export function runProxied(net: ReturnType<typeof proxyNet>, up: Uint8Array, down: Uint8Array, opts: { limitMs?: number; stepMs?: number; during?: (now: number) => void } = {}): ProxiedRun {
+export function runProxied(net: ReturnType<typeof proxyNet>, up: Uint8Array, down: Uint8Array, opts: { limitMs?: number; stepMs?: number; during?: (now: number, client: Pump, server: Pump | null) => void } = {}): ProxiedRun {
   let server: Pump | null = null
   net.tcpS.listen(SERVER_PORT, conn => {
     server = new Pump(conn, down)
@@ -96,7 +96,7 @@ export function runProxied(net: ReturnType<typeof proxyNet>, up: Uint8Array, dow
   while (net.clock.now() < stop) {
     ok = net.sched.runUntil(() => done() || client.error !== null || (server as Pump | null)?.error != null, Math.min(stop, net.clock.now() + step))
     if (ok) break
-    opts.during?.(net.clock.now())
+    opts.during?.(net.clock.now(), client, server as Pump | null)
   }
   return { ok: ok && done(), client, server: server as Pump | null }
 }

@@ -144,6 +144,26 @@ t.test('data below the splice base is chopped; all-old data without ACK is dropp
   t.equal(tcpOut(ackOnly, PROXY_B, SERVER, t).payload!.length, 0, 'an old-data segment with an ACK passes as a pure ACK')
 })
 
+t.test('more than 2^31 bytes after the splice: new data is not taken for data below the base', async t => {
+  // Sequence comparisons flip after 2^31 (RFC 1982); a base that never moved made every
+  // new byte look old past 2 GiB, and FWD chopped whole segments (a silent stall).
+  const f = new FwdStage(config())
+  const payload = new Uint8Array(1000).fill(9)
+  const step = 64 * 1024 // inside the blind-injection tolerance
+  let seq = 1000
+  let lost = 0
+  for (let sent = 0; sent < 2 ** 31 + 2 ** 24; sent += step) {
+    const out = run(f, segment('A', { seq, payload }), Dir.Forward)
+    if (out === null || out.end - out.off - 20 !== payload.length) lost++
+    out?.free()
+    seq = (seq + step) >>> 0
+  }
+  t.equal(lost, 0, 'every segment was forwarded with its whole payload')
+  t.equal(f.state().ab.chopped, 0, 'nothing chopped')
+  const old = run(f, segment('A', { seq: (seq - 2 * step) >>> 0, payload }), Dir.Forward)!
+  t.equal(tcpOut(old, PROXY_B, SERVER, t).payload!.length, payload.length, 'a recent retransmission still passes whole')
+})
+
 t.test('FIN both ways and the last ACK end the splice; RST ends it at once', async t => {
   const ends: string[] = []
   const f = new FwdStage({ ...config(), onEnd: why => ends.push(why) })
