@@ -10,6 +10,9 @@ import {
   buildReconnect, buildReconnectReply, parseConnectReply, parseReconnect, parseReconnectReply, resplicePoints,
 } from '../../../stages/proxy/handlers/msocks.js'
 import { WriteRing } from '../../../clients/msocks/ring.js'
+import { MSOCKS_CMD_CONNECT, MsocksService, type MsocksMover, type MsocksReconnect } from '../../../stages/proxy/handlers/msocks.js'
+import { buildRequest, buildUserPass, socks5Proxy } from '../../../stages/proxy/handlers/socks5.js'
+import { FakeSession, cat } from '../../helpers/proxy-fake-session.js'
 
 const SEED = Number(process.env.MSOCKS_SEED ?? Date.now() % 1_000_000)
 t.comment(`seed ${SEED} (MSOCKS_SEED=${SEED} to repeat)`)
@@ -149,4 +152,62 @@ t.test('write ring keeps exactly the last capacity octets', async t => {
   }
   t.throws(() => ring.tail(ring.length + 1), /raise ringBytes/, 'a hole larger than the ring is an error, not silent loss')
   t.throws(() => new WriteRing(0), RangeError)
+})
+
+// ------------------------------------------------------------------ the SOCKS5 handler hooks (on a fake session)
+
+t.test('socks5 + msocks: MCONNECT issues an identifier, RECONNECT reaches the mover, errors are clear', async t => {
+  const moves: { from: number; to: number; req: MsocksReconnect }[] = []
+  const opened: number[] = []
+  const msocks = new MsocksService()
+  const mover: MsocksMover = {
+    opened: s => { opened.push(s.id) },
+    forget: () => {},
+    move: (from, to, req, reply) => {
+      moves.push({ from: from.id, to: to.id, req })
+      reply(req.dataRead > 1000 ? { rep: MsocksRep.BadCounters, dataSalvage: 0, dataWrite: 0 } : { rep: 0, dataSalvage: 7, dataWrite: 9 }, 'test')
+    },
+  }
+  msocks.attach(mover)
+  const handler = socks5Proxy({ rules: [{ action: 'allow' }], users: { alice: 'a', bob: 'b' }, msocks })
+  const auth = (u: string, p: string) => cat(Uint8Array.of(5, 1, 2), buildUserPass(u, p))
+  const a = new FakeSession(handler).open()
+  a.fromClient(cat(auth('alice', 'a'), buildRequest(MSOCKS_CMD_CONNECT, { type: 'ipv4', ip: 0x0a000102 }, 80)))
+  t.same(a.connectedTo, { ip: 0x0a000102, port: 80 }, 'MCONNECT connects like CONNECT')
+  a.serverOpen()
+  const reply = a.calls.filter(c => c.op === 'writeToClient').at(-1) as { data: Uint8Array }
+  t.equal(reply.data.length, MSOCKS_CONNECT_REPLY_LENGTH, 'the success reply carries the 16-octet identifier')
+  t.same(a.splices.at(-1), { afterClientBytes: MSOCKS_CONNECT_REPLY_LENGTH }, 'spliced after the whole reply')
+  t.same(opened, [a.id], 'the mover recorded the stream bases before the reply')
+  const id = reply.data.slice(10)
+  const other = parseConnectReply(reply.data)
+  t.same(other.kind === 'ok' ? [...other.value.id!] : null, [...id])
+
+  const b = new FakeSession(handler).open()
+  b.fromClient(cat(auth('alice', 'a'), buildReconnect({ id, dataRead: 100, dataWritten: 50 })))
+  t.match(moves, [{ from: a.id, to: b.id, req: { dataRead: 100, dataWritten: 50 } }], 'RECONNECT went to the mover')
+  t.same([...b.toClient.bytes().subarray(-MSOCKS_RECONNECT_REPLY_LENGTH)], [...buildReconnectReply(0, 7, 9)], 'the OK reply with DATA_SALVAGE and DATA_WRITE')
+  t.equal(msocks.stats.moved, 1)
+
+  // The identifier now names session b; another user presenting it is refused like a guess.
+  const c = new FakeSession(handler).open()
+  c.fromClient(cat(auth('bob', 'b'), buildReconnect({ id, dataRead: 0, dataWritten: 0 })))
+  t.equal(c.toClient.bytes()[2 + 2 + 1], MsocksRep.UnknownId, 'another user gets X\'80\'')
+  t.ok(c.closed, 'and the connection closes')
+  t.equal(msocks.stats.wrongUser, 1)
+  const d = new FakeSession(handler).open()
+  d.fromClient(cat(auth('alice', 'a'), buildReconnect({ id, dataRead: 5000, dataWritten: 0 })))
+  t.equal(d.toClient.bytes()[5], MsocksRep.BadCounters, 'the mover\'s refusal is passed on (X\'81\')')
+  t.equal(msocks.stats.badCounters, 1)
+  const e = new FakeSession(handler).open()
+  e.fromClient(cat(auth('alice', 'a'), buildReconnect({ id, dataRead: 1, dataWritten: 1 }), Uint8Array.of(1, 2, 3)))
+  t.equal(e.toClient.bytes()[5], MsocksRep.GeneralFailure, 'octets after a RECONNECT, before its reply: X\'01\' and close')
+  t.ok(e.closed)
+})
+
+t.test('socks5 without msocks: MCONNECT is an unknown command (X\'07\')', async t => {
+  const s = new FakeSession(socks5Proxy({ rules: [{ action: 'allow' }] })).open()
+  s.fromClient(cat(Uint8Array.of(5, 1, 0), buildRequest(MSOCKS_CMD_CONNECT, { type: 'ipv4', ip: 0x0a000102 }, 80)))
+  t.equal(s.connectedTo, null, 'no connection')
+  t.same([...s.toClient.bytes().subarray(2)], [5, 7, 0, 1, 0, 0, 0, 0, 0, 0], 'REP 07 command not supported')
 })
