@@ -23,6 +23,8 @@
  *   map gets REP 04 "host unreachable". IPv6 (ATYP 04) gets REP 08.
  * - BIND and UDP ASSOCIATE get REP 07 "command not supported" (BIND is a later extension:
  *   the parsers and reply builders are exported for it).
+ * - With the `msocks` option, MSOCKS's MCONNECT (CMD X'80': a CONNECT whose reply carries
+ *   a connection identifier) and RECONNECT (X'81') are accepted; see `./msocks.ts`.
  * - The RSV octet of a request is not checked.
  * - A greeting or sub-negotiation with a wrong version, or a request with a wrong version,
  *   closes the connection without a reply: the peer does not speak SOCKS5.
@@ -36,6 +38,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { formatIPv4, parseIPv4 } from '../../../core/bytes.js'
 import { ConfigError } from '../../../core/errors.js'
 import type { ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import { MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MsocksRep, buildReconnectReply, parseReconnect, type MsocksService } from './msocks.js'
 
 // ------------------------------------------------------------------ protocol constants
 
@@ -499,10 +502,16 @@ export interface Socks5Options {
   mode?: 'fwd' | 'ipfwd'
   /** Receives structured events. */
   onLog?: (event: Socks5LogEvent) => void
+  /**
+   * MSOCKS mobility (see `./msocks.ts`): accept MCONNECT (CMD X'80', a CONNECT whose
+   * reply carries a connection identifier) and RECONNECT (CMD X'81'). Without it both
+   * get REP X'07' like any unknown command.
+   */
+  msocks?: MsocksService
 }
 
 /** Where a session is in the protocol. */
-export type Socks5Phase = 'greeting' | 'auth' | 'request' | 'connecting' | 'done' | 'closed'
+export type Socks5Phase = 'greeting' | 'auth' | 'request' | 'connecting' | 'reconnecting' | 'done' | 'closed'
 
 /** Per-session state, in `s.data.socks5`. */
 interface Socks5State {
@@ -517,6 +526,8 @@ interface Socks5State {
   /** Destination, for logs. */
   dst: string
   port: number
+  /** MCONNECT: the reply carries a connection identifier. */
+  mobile: boolean
 }
 
 const KEY = 'socks5'
@@ -532,11 +543,12 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
   const doSplice = opts.splice ?? true
   const base: SpliceOptions = opts.mode === undefined ? {} : { mode: opts.mode }
   const log = opts.onLog ?? null
+  const msocks = opts.msocks ?? null
 
   const state = (s: ProxySessionApi): Socks5State => {
     let st = s.data[KEY] as Socks5State | undefined
     if (st === undefined) {
-      st = { phase: 'greeting', buf: EMPTY, user: null, early: [], earlyBytes: 0, dst: '', port: 0 }
+      st = { phase: 'greeting', buf: EMPTY, user: null, early: [], earlyBytes: 0, dst: '', port: 0, mobile: false }
       s.data[KEY] = st
     }
     return st
@@ -576,7 +588,12 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
     switch (req.cmd) {
       case Socks5Cmd.Connect:
         break
-      // BIND (and a RECONNECT extension) would go here: parse, check rules, then listen.
+      case MSOCKS_CMD_CONNECT:
+        if (msocks === null) return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, `command ${req.cmd} (MCONNECT) needs msocks`)
+        st.mobile = true
+        break
+      // BIND would go here: parse, check rules, then listen. (RECONNECT is parsed before
+      // parseRequest: its body is not an address.)
       case Socks5Cmd.Bind:
       case Socks5Cmd.UdpAssociate:
       default:
@@ -645,6 +662,7 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
           break
         }
         case 'request': {
+          if (msocks !== null && st.buf.length >= 2 && st.buf[1] === MSOCKS_CMD_RECONNECT && st.buf[0] === SOCKS5_VERSION) return reconnect(s, st)
           const r = parseRequest(st.buf)
           if (r.kind === 'need-more') return
           if (r.kind === 'error') return protocolError(s, st, r.reason, r.reply === undefined ? null : buildReply(r.reply))
@@ -654,6 +672,7 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
           return
         }
         case 'connecting':
+        case 'reconnecting':
         case 'done':
         case 'closed':
           return
@@ -663,6 +682,26 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
         }
       }
     }
+  }
+
+  /** MSOCKS RECONNECT: the session's server connection moves onto this client connection. */
+  const reconnect = (s: ProxySessionApi, st: Socks5State): void => {
+    const r = parseReconnect(st.buf)
+    if (r.kind === 'need-more') return
+    if (r.kind === 'error') {
+      log?.({ type: 'protocol-error', session: s.id, phase: st.phase, reason: r.reason })
+      return finish(s, st, buildReconnectReply(MsocksRep.BadCounters))
+    }
+    // Nothing may follow: the octets after the reply belong to the moved stream.
+    if (st.buf.length > r.length) return protocolError(s, st, 'data after a RECONNECT request, before its reply', buildReconnectReply(MsocksRep.GeneralFailure))
+    st.buf = EMPTY
+    st.phase = 'reconnecting'
+    msocks!.reconnect(s, st.user, r.value, (reply, ok) => {
+      if (st.phase !== 'reconnecting') return
+      if (!ok) return finish(s, st, reply)
+      st.phase = 'done'
+      s.writeToClient(reply)
+    })
   }
 
   /** Keeps bytes sent before the reply, for the server. */
@@ -686,6 +725,8 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
       switch (st.phase) {
         case 'connecting':
           return keepEarly(s, st, data)
+        case 'reconnecting':
+          return protocolError(s, st, 'data after a RECONNECT request, before its reply', null)
         case 'done':
           // Only after a failed splice, before relay() took over: pass it on.
           return s.writeToServer(data)
@@ -704,7 +745,8 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
       log?.({ type: 'connected', session: s.id, dst: st.dst, port: st.port, earlyBytes: st.earlyBytes })
       st.early = []
       // RFC 1928 §6: BND.ADDR/BND.PORT are the address the server sees: our side of connection B.
-      const reply = buildReply(Socks5Rep.Succeeded, s.server?.localIp ?? 0, s.server?.localPort ?? 0)
+      let reply = buildReply(Socks5Rep.Succeeded, s.server?.localIp ?? 0, s.server?.localPort ?? 0)
+      if (st.mobile) reply = concat(reply, msocks!.issue(s, st.user))
       if (doSplice) {
         // The reply is the proxy's last word: splice once it went out, and nothing after it
         // comes from the proxy (splice before writing, so the condition counts this write).
@@ -723,6 +765,9 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
           : Socks5Rep.GeneralFailure
       log?.({ type: 'connect-failed', session: s.id, dst: st.dst, port: st.port, why, reply: rep })
       finish(s, st, buildReply(rep))
+    },
+    onClose(s) {
+      msocks?.closed(s)
     },
     onSpliceFailed(s) {
       // The reply went out; the session stays in control mode: relay from here.

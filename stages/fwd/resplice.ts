@@ -1,0 +1,259 @@
+/**
+ * The resplice FWD stage (MSOCKS §III-A Fig. 6, §III-B): forwards a spliced server
+ * connection onto a *new* client connection while that connection's own TCB drains the
+ * octets the proxy sent on it (the SOCKS replies, the RECONNECT reply). Only one TCB
+ * drains, the client one: the server side has been FWD state all along.
+ * Consumes: as {@link FwdStage}: segments of the new client connection (forward) and of
+ *           the server connection (backward).
+ * Produces: (1) a copy of each client segment for the draining TCB, which only processes
+ *           its ACK (drain mode); (2) the rewritten segment, as FWD; (3) the draining TCB's
+ *           own retransmissions, towards the client.
+ * Drops:    FWD's reasons. Pure ACKs of the TCB's own octets go to it alone (`absorbed`).
+ * State:    FWD's, plus the draining leg, the last ACK and TSval sent to the client.
+ *
+ * Consistency rules (as the preliminary FWD's, for one leg): an ACK from the client below
+ * the end of the TCB's stream is raised to it on data segments (the proxy has all of it);
+ * TSvals towards the client never go backwards (RFC 7323 §5 PAWS); the TCB's own segments
+ * carry the latest ACK forwarded to the client, not the one frozen at the resplice (an
+ * ACK older than a window would be dropped by the client, RFC 5961 §5.2).
+ * @module
+ */
+import { get16, get32, set16, set32 } from '../../core/bytes.js'
+import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
+import { allocMsg, type Msg } from '../../core/msg.js'
+import { seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
+import { Dir, type Dir as DirT } from '../../core/stage.js'
+import { TcpField, TcpFlag } from '../tcp/segment.js'
+import type { TcpStage } from '../tcp/stage.js'
+import { findTimestamps } from './preliminary.js'
+import { TsMode } from './rewrite.js'
+import { FwdStage, type FwdConfig, type FwdEnd } from './stage.js'
+
+/** The new client connection's draining TCB. */
+export interface RespliceLeg {
+  /** Its TCP stage (unlinked from the path, TCB in drain mode). */
+  tcp: TcpStage
+  /** The end of its send stream (after the RECONNECT reply). */
+  drainEnd: number
+  /** The last TSval sent to the client. */
+  tsLastOut: number
+}
+
+/** Configuration of a {@link RespliceFwdStage}: FWD's, plus the draining client leg. */
+export interface RespliceFwdConfig extends FwdConfig {
+  /** The new client connection (its peer's segments travel forward). */
+  client: RespliceLeg
+  /**
+   * The end of what the old client connection ever forwarded to the server (towards-server
+   * sequence space): the server may acknowledge up to here, so until the new connection
+   * has sent this far its ACKs must be lowered.
+   */
+  clampUntil: number
+}
+
+/** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
+function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number): void {
+  set16(buf, tcp + TcpField.CHECKSUM, 0)
+  const len = end - tcp
+  set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
+}
+
+/** NOPs out every SACK option of the TCP header at `tcp` (its blocks may name the TCB's octets). */
+function stripSack(buf: Uint8Array, tcp: number): void {
+  const end = tcp + ((buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2)
+  let i = tcp + 20
+  while (i < end) {
+    const k = buf[i]!
+    if (k === 0) break
+    if (k === 1) {
+      i++
+      continue
+    }
+    const len = buf[i + 1] ?? 0
+    if (len < 2 || i + len > end) break
+    if (k === 5) buf.fill(1, i, i + len)
+    i += len
+  }
+}
+
+/** The resplice FWD stage. */
+export class RespliceFwdStage extends FwdStage {
+  /** The draining client leg. */
+  readonly client: RespliceLeg
+  /** Pure ACKs of the TCB's own octets, given to it alone. */
+  absorbed = 0
+  /** Server ACKs lowered to what the new connection has sent. */
+  clamped = 0
+  /**
+   * Called once, when the TCB has drained and the new connection has sent everything the
+   * server could acknowledge: the final FWD (which does not clamp) may take over.
+   */
+  onReady: (() => void) | null = null
+  private ackToClient = 0
+  private ackKnown = false
+  /** See {@link RespliceFwdConfig.clampUntil}. */
+  readonly clampUntil: number
+
+  /** Creates the stage and points the draining TCB's output at it. */
+  constructor(cfg: RespliceFwdConfig) {
+    super(cfg, 'REFWD')
+    this.client = cfg.client
+    this.clampUntil = cfg.clampUntil >>> 0
+    cfg.client.tcp.redirect = m => this.fromTcb(m)
+  }
+
+  /** Feeds client segments to the draining TCB, then forwards as FWD does. */
+  override deliver(msg: Msg, dir: DirT): void {
+    if (this.ended !== null) return this.drop(msg, 'closed')
+    if (msg.l3 < 0) return this.drop(msg, 'no-l3')
+    const buf = msg.buf
+    const tcp = msg.off
+    if (msg.end - tcp < 20) return this.drop(msg, 'truncated')
+    const srcIp = get32(buf, msg.l3 + 12)
+    const dstIp = get32(buf, msg.l3 + 16)
+    if (dir === Dir.Forward) {
+      const v = msg.vnet
+      if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
+        return this.drop(msg, 'bad-checksum')
+      }
+      const leg = this.client
+      if (!leg.tcp.tcb.drained) {
+        const n = msg.end - tcp
+        const copy = allocMsg(n)
+        copy.buf.set(buf.subarray(tcp, msg.end), copy.off)
+        copy.end = copy.off + n
+        copy.vnet = msg.vnet
+        leg.tcp.receive(copy)
+        if (this.ended !== null) return this.drop(msg, 'closed')
+      }
+      const flags = buf[tcp + TcpField.FLAGS]!
+      if ((flags & TcpFlag.ACK) !== 0) {
+        const ack = get32(buf, tcp + TcpField.ACK)
+        if (seqLt(ack, leg.drainEnd)) {
+          const hlen = (buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2
+          if (msg.end - tcp - hlen <= 0 && (flags & (TcpFlag.FIN | TcpFlag.RST | TcpFlag.SYN)) === 0) {
+            this.absorbed++
+            msg.free()
+            return
+          }
+          const short = seqDiff(leg.drainEnd, ack)
+          set32(buf, tcp + TcpField.ACK, leg.drainEnd)
+          const wnd = get16(buf, tcp + TcpField.WINDOW) * (1 << this.ab.inShift)
+          set16(buf, tcp + TcpField.WINDOW, Math.floor(Math.max(0, wnd - short) / (1 << this.ab.inShift)))
+          stripSack(buf, tcp)
+          refill(buf, tcp, msg.end, srcIp, dstIp)
+        }
+      }
+    }
+    const chop = this.rewrite(msg, dir, tcp, srcIp, dstIp)
+    if (chop < 0) return
+    msg.off += chop
+    msg.l4 = msg.off
+    if (dir === Dir.Backward) this.towardClient(msg)
+    this.forward(msg, dir, msg.off)
+    if (this.onReady !== null && this.ready) {
+      const f = this.onReady
+      this.onReady = null
+      f()
+    }
+  }
+
+  /**
+   * True once the TCB drained and the new connection has sent everything the server could
+   * acknowledge (all the old connection forwarded): no server ACK needs lowering any more.
+   */
+  get ready(): boolean {
+    return this.client.tcp.tcb.drained && seqGe((this.ab.highSeq + this.ab.seqOffset) >>> 0, this.clampUntil)
+  }
+
+  /** Only a RST ends the splice while the TCB drains (the final FWD watches FINs). */
+  protected override track(msg: Msg, _dir: DirT, tcp: number): FwdEnd | null {
+    return (msg.buf[tcp + TcpField.FLAGS]! & TcpFlag.RST) !== 0 ? 'rst' : null
+  }
+
+  /** A rewritten server segment: TSval kept monotonic towards the client, its ACK remembered. */
+  private towardClient(msg: Msg): void {
+    const buf = msg.buf
+    const tcp = msg.off
+    if ((buf[tcp + TcpField.FLAGS]! & TcpFlag.ACK) !== 0) {
+      let a = get32(buf, tcp + TcpField.ACK)
+      // The server may hold more of the client's stream than the new connection has sent
+      // yet (the old one's octets, or an ACK the proxy had not seen): acknowledge only
+      // what the new connection sent. An ACK of unsent data makes the client drop the
+      // whole segment (RFC 9293 §3.10.7.4), and it would never learn of its rewrite.
+      const sent = this.ab.highSeq
+      if (seqGt(a, sent)) {
+        a = sent
+        set32(buf, tcp + TcpField.ACK, a)
+        stripSack(buf, tcp)
+        refill(buf, tcp, msg.end, this.ba.outSrcIp, this.ba.outDstIp)
+        this.clamped++
+      }
+      if (!this.ackKnown || seqGt(a, this.ackToClient)) {
+        this.ackToClient = a
+        this.ackKnown = true
+      }
+    }
+    const d = this.ba
+    if (d.tsMode !== TsMode.Map) return
+    const ts = findTimestamps(buf, tcp)
+    if (ts < 0) return
+    const leg = this.client
+    const val = get32(buf, ts + 2)
+    const behind = seqDiff(leg.tsLastOut, val)
+    if (behind > 0) {
+      d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
+      this.ab.tsecrOffset = d.tsvalOffset
+      set32(buf, ts + 2, leg.tsLastOut)
+      refill(buf, tcp, msg.end, d.outSrcIp, d.outDstIp)
+    } else leg.tsLastOut = val
+  }
+
+  /** Before the final FWD takes over: the next TSval forwarded is not below the TCB's last. */
+  settleTimestamps(): void {
+    const d = this.ba
+    if (d.tsMode !== TsMode.Map) return
+    const behind = seqDiff(this.client.tsLastOut, (d.tsLastIn + d.tsvalOffset) >>> 0)
+    if (behind > 0) {
+      d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
+      this.ab.tsecrOffset = d.tsvalOffset
+    }
+  }
+
+  /** The draining TCB's own segment: latest ACK and a monotonic TSval, then towards the client. */
+  private fromTcb(msg: Msg): void {
+    if (this.ended !== null || this.path === null) {
+      msg.free()
+      return
+    }
+    const leg = this.client
+    const buf = msg.buf
+    const tcp = msg.off
+    let changed = false
+    if (this.ackKnown && (buf[tcp + TcpField.FLAGS]! & TcpFlag.ACK) !== 0 && seqGt(this.ackToClient, get32(buf, tcp + TcpField.ACK))) {
+      set32(buf, tcp + TcpField.ACK, this.ackToClient)
+      changed = true
+    }
+    const ts = findTimestamps(buf, tcp)
+    if (ts >= 0) {
+      const val = get32(buf, ts + 2)
+      if (seqLt(val, leg.tsLastOut)) {
+        set32(buf, ts + 2, leg.tsLastOut)
+        changed = true
+      } else leg.tsLastOut = val
+    }
+    if (changed) refill(buf, tcp, msg.end, leg.tcp.localIp, leg.tcp.remoteIp)
+    this.originate(msg, Dir.Backward)
+  }
+
+  /** Unhooks the TCB's output (the resplicer disposes it). */
+  override detached(): void {
+    super.detached()
+    this.client.tcp.redirect = null
+  }
+
+  /** Counters for stats(). */
+  override extraStats(): Record<string, number | string | boolean> {
+    return { ...super.extraStats(), absorbed: this.absorbed, clamped: this.clamped, drained: this.client.tcp.tcb.drained, drainEnd: this.client.drainEnd }
+  }
+}
