@@ -323,7 +323,7 @@ export function describeConfig(cfg: RunConfig): string {
     out.push(`    ${formatIPv4((ip & mask) >>> 0)}/${len} dev ${d.name} (connected)`)
   }
   for (const r of cfg.routes) out.push(`    ${r.cidr}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`)
-  out.push('  classifier (per device)', '    ETH type 0x0806 -> arp path', '    ETH type 0x0800 -> IPv4 dst: not ours -> router path (if any) | ours -> IP proto: 1 -> icmp path, 6 -> TCP 4-tuple -> connection path | listener (SYN) -> new path')
+  out.push('  classifier (per device)', '    ETH type 0x0806 -> arp path', '    ETH type 0x0800 -> IPv4 dst: not ours -> TCP intercept (transparent proxies: a rule matches) | router path (if any) | ours -> IP proto: 1 -> icmp path, 6 -> TCP 4-tuple -> connection path | listener (SYN) -> new path')
   out.push('  paths')
   for (const r of cfg.routers) out.push(`    ${r.name}: [${r.from}] -> eth -> router -> eth -> [${r.to}]`)
   for (const p of cfg.proxies) {
