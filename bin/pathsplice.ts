@@ -71,7 +71,7 @@ function printStats(s: ForwarderStats): void {
   console.log(`uptime ${s.uptimeSec} s`)
   console.log('| proxy | type | port | accepted | active | spliced | unspliced | splices | failed | unsplices | splice ms (mean) | closed |')
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-  for (const p of s.proxies) console.log(`| ${p.name} | ${p.type} | ${p.port} | ${p.accepted} | ${p.active} | ${p.spliced} | ${p.unspliced} | ${p.splices} | ${p.spliceFailures} | ${p.unsplices} | ${p.spliceMsMean ?? '-'} | ${p.closed} |`)
+  for (const p of s.proxies) console.log(`| ${p.name} | ${p.type} | ${p.port ?? 'intercept'} | ${p.accepted} | ${p.active} | ${p.spliced} | ${p.unspliced} | ${p.splices} | ${p.spliceFailures} | ${p.unsplices} | ${p.spliceMsMean ?? '-'} | ${p.closed} |`)
   console.log('| device | rx frames | tx frames | rx bytes | tx bytes | drops |')
   console.log('|---|---:|---:|---:|---:|---|')
   for (const d of s.devices) console.log(`| ${d.name} | ${d.rxFrames} | ${d.txFrames} | ${d.rxBytes} | ${d.txBytes} | ${Object.entries(d.drops).map(([k, v]) => `${k} ${v}`).join(', ') || '-'} |`)

@@ -183,6 +183,8 @@ export interface NetStagesOptions {
    * Backward they sit next to end 1, as the server side of a 1-path or spliced path does.
    */
   up?: Dir
+  /** Our address on the connection (default: the outgoing interface's); an intercepted connection's is the original destination. */
+  local?: number
 }
 
 /** What {@link Host.netStages} returns. */
@@ -244,6 +246,7 @@ export class Host {
   /** Paths attached with {@link Host.attach} (for dumps). */
   readonly attached = new Set<Path>()
   private readonly protocols = new Map<number, DemuxTarget>()
+  private interceptNode: ClassifierNode | null = null
   private readonly errorListeners = new Set<IcmpErrorListener>()
   private readonly pings = new Map<number, (seq: number, from: number) => void>()
   private nextPingId = 1
@@ -267,6 +270,7 @@ export class Host {
     const iface = new Interface(this, this.interfaces.length, device, opts)
     this.interfaces.push(iface)
     for (const [proto, target] of this.protocols) iface.ipv4.protocols.set(proto, target)
+    iface.ipv4.intercept = this.interceptNode
     iface.icmp.onEchoReply = (id, seq, from) => this.pings.get(id)?.(seq, from)
     iface.icmp.onError = r => this.emitError(r)
     this.routes.add([iface.address, iface.prefixLength], iface, 0)
@@ -329,6 +333,17 @@ export class Host {
     for (const i of this.interfaces) i.ipv4.protocols.set(protocol, target)
   }
 
+  /**
+   * Hangs `node` in the "not ours" branch of every interface's IPv4 level (present and
+   * future), before forwarding: a datagram routed through the host that `node` claims
+   * (returns a path end for) is taken locally, anything it returns null for is forwarded
+   * as before. TCP's interception (transparent proxies) registers here; null removes it.
+   */
+  setIntercept(node: ClassifierNode | null): void {
+    this.interceptNode = node
+    for (const i of this.interfaces) i.ipv4.intercept = node
+  }
+
   /** Removes a registration. */
   unregisterProtocol(protocol: number): void {
     this.protocols.delete(protocol)
@@ -347,10 +362,10 @@ export class Host {
     const up = opts.up ?? Dir.Forward
     const eth = new EthStage({ mac: iface.mac, arp: iface.arp, up })
     const ip = new IpStage<Interface>({
-      link: iface, routes: this.routes, protocol, remote: dst, up,
+      link: iface, routes: this.routes, protocol, remote: dst, up, ...(opts.local !== undefined ? { local: opts.local } : {}),
       ...(opts.df !== undefined ? { df: opts.df } : {}), ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}),
     })
-    return { stages: up === Dir.Forward ? [eth, ip] : [ip, eth], eth, ip, localIp: iface.address, iface }
+    return { stages: up === Dir.Forward ? [eth, ip] : [ip, eth], eth, ip, localIp: ip.local, iface }
   }
 
   /** Connects end `end` (default 0) of `path` to `iface`'s device and adopts it into the scheduler. */

@@ -42,8 +42,8 @@ export interface ProxyStats {
   name: string
   /** Type. */
   type: string
-  /** Port. */
-  port: number
+  /** Port (null: a transparent proxy with no port of its own). */
+  port: number | null
   /** Client connections accepted. */
   accepted: number
   /** Sessions open now. */
@@ -239,7 +239,7 @@ export async function startForwarder(cfg: RunConfig, opts: StartOptions = {}): P
     })
     for (const p of cfg.proxies) {
       const handler = logged(p.handler(e => log.debug(`proxy ${p.name}: ${String(e['type'] ?? 'event')}`, flat(e))), p.name, log)
-      const fw = new ProxyForwarder({ host, tcp, port: p.port, handler, layout: p.layout, mode: p.mode, idleMs: p.idleMs, tcb: cfg.tcp })
+      const fw = new ProxyForwarder({ host, tcp, ...(p.port !== null ? { port: p.port } : {}), ...(p.intercept !== null ? { intercept: p.intercept } : {}), handler, layout: p.layout, mode: p.mode, idleMs: p.idleMs, tcb: cfg.tcp })
       proxies.set(p.name, fw)
       undo.push(async () => {
         const n = fw.sessions.size
@@ -249,7 +249,7 @@ export async function startForwarder(cfg: RunConfig, opts: StartOptions = {}): P
         // Let the RSTs leave before the devices close.
         await new Promise(res => setTimeout(res, 50))
       })
-      log.info(`proxy ${p.name} (${p.type}) listening`, { port: p.port, layout: p.layout, mode: p.mode, splice: typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice })
+      log.info(`proxy ${p.name} (${p.type}) ${p.port !== null ? 'listening' : 'intercepting'}`, { port: p.port, ...(p.intercept !== null ? { intercept: p.summary } : {}), layout: p.layout, mode: p.mode, splice: typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice })
     }
     if (ownSched) sched.start()
     const fwd: Forwarder = {
@@ -306,7 +306,7 @@ function describe(cfg: RunConfig, host: Host, proxies: Map<string, ProxyForwarde
   const out = [MODULE_GRAPH, '', host.describe(), '', 'proxies']
   for (const p of cfg.proxies) {
     const fw = proxies.get(p.name)!
-    out.push(`  ${p.name}: ${p.type} on port ${p.port}, ${p.layout}, splice ${typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice} to ${p.mode}; ${fw.sessions.size} session(s)`)
+    out.push(`  ${p.name}: ${p.type} ${p.port !== null ? `on port ${p.port}` : 'intercepting'}, ${p.layout}, splice ${typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice} to ${p.mode}; ${fw.sessions.size} session(s)`)
     for (const s of fw.describe()) out.push(...s.split('\n').map(l => `    ${l.trim()}`))
   }
   return out.join('\n')
@@ -323,11 +323,11 @@ export function describeConfig(cfg: RunConfig): string {
     out.push(`    ${formatIPv4((ip & mask) >>> 0)}/${len} dev ${d.name} (connected)`)
   }
   for (const r of cfg.routes) out.push(`    ${r.cidr}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`)
-  out.push('  classifier (per device)', '    ETH type 0x0806 -> arp path', '    ETH type 0x0800 -> IPv4 dst: not ours -> router path (if any) | ours -> IP proto: 1 -> icmp path, 6 -> TCP 4-tuple -> connection path | listener (SYN) -> new path')
+  out.push('  classifier (per device)', '    ETH type 0x0806 -> arp path', '    ETH type 0x0800 -> IPv4 dst: not ours -> TCP intercept (transparent proxies: a rule matches) | router path (if any) | ours -> IP proto: 1 -> icmp path, 6 -> TCP 4-tuple -> connection path | listener (SYN) -> new path')
   out.push('  paths')
   for (const r of cfg.routers) out.push(`    ${r.name}: [${r.from}] -> eth -> router -> eth -> [${r.to}]`)
   for (const p of cfg.proxies) {
-    out.push(`    proxy ${p.name} (${p.summary}) on port ${p.port}, per connection:`)
+    out.push(`    proxy ${p.name} (${p.summary})${p.port !== null ? ` on port ${p.port}` : ''}, per connection:`)
     out.push(p.layout === '1-path' ? '      control: [dev] -> eth -> ip -> tcp(A) -> proxy -> tcp(B) -> ip -> eth -> [dev]' : '      control: [dev] -> eth -> ip -> tcp(A) -> proxy ⇢ proxy -> tcp(B) -> ip -> eth -> [dev]  (two paths)')
     if (p.splice !== 'never') out.push(p.mode === 'fwd' ? '      spliced: [dev] -> eth -> ip -> fwd -> ip -> eth -> [dev]' : '      spliced: [dev] -> eth -> ipfwd -> eth -> [dev]')
   }

@@ -26,7 +26,8 @@ import { parseIPv4 } from '../../core/bytes.js'
 import { PathSpecSyntaxError, PathspliceError } from '../../core/errors.js'
 import { parseSpec, type SpecChain } from '../../core/spec.js'
 import { parseCidr } from '../../stages/ip/routes.js'
-import { httpProxy, nullProxy, socks5Proxy } from '../../stages/proxy/handlers/index.js'
+import { httpProxy, nullProxy, socks5Proxy, transparentProxy } from '../../stages/proxy/handlers/index.js'
+import type { TcpInterceptRule } from '../../stages/tcp/module.js'
 import type { HttpServer } from '../../stages/proxy/handlers/http.js'
 import { compileRules, type Socks5Rule } from '../../stages/proxy/handlers/socks5.js'
 import type { ProxyHandler } from '../../stages/proxy/session.js'
@@ -99,14 +100,16 @@ export interface RouterPathConfig {
  */
 export type SplicePolicy = 'never' | 'after-control' | 'proxy' | { afterBytes: number }
 
-/** A proxy listening on a port of the forwarder. */
+/** A proxy listening on a port of the forwarder, or intercepting connections routed through it (`transparent`). */
 export interface ProxyConfig {
   /** Name in logs and stats. */
   name: string
   /** Which built-in proxy. */
-  type: 'null' | 'socks5' | 'http'
-  /** Port to accept clients on. */
-  port: number
+  type: 'null' | 'socks5' | 'http' | 'transparent'
+  /** Port to accept clients on (null: a transparent proxy with no port of its own). */
+  port: number | null
+  /** A transparent proxy's interception rules (null for the others). */
+  intercept: TcpInterceptRule[] | null
   /** Layout before a splice. */
   layout: '1-path' | '2-path'
   /** Final stage of a splice. */
@@ -298,11 +301,12 @@ class Validator {
 
 const DEVICE_KEYS = ['name', 'type', 'address', 'mtu', 'ifname', 'filter', 'peer', 'delayMs'] as const
 const TOP_KEYS = ['log', 'devices', 'routes', 'paths', 'proxies', 'tcp', 'control'] as const
-const PROXY_KEYS = ['name', 'type', 'port', 'layout', 'mode', 'splice', 'idleMs', 'server', 'rules', 'users', 'hosts', 'routes', 'default', 'allowConnect', 'connectRules'] as const
+const PROXY_KEYS = ['name', 'type', 'port', 'layout', 'mode', 'splice', 'idleMs', 'server', 'rules', 'users', 'hosts', 'routes', 'default', 'allowConnect', 'connectRules', 'intercept'] as const
 const PROXY_TYPE_KEYS: Record<ProxyConfig['type'], readonly string[]> = {
   null: ['server'],
   socks5: ['rules', 'users', 'hosts'],
   http: ['routes', 'default', 'allowConnect', 'connectRules', 'hosts'],
+  transparent: ['intercept', 'rules'],
 }
 
 function splicePolicy(v: Validator, o: Obj, where: string, type: ProxyConfig['type']): SplicePolicy {
@@ -320,8 +324,11 @@ function splicePolicy(v: Validator, o: Obj, where: string, type: ProxyConfig['ty
   } else {
     v.fail(n.pos, `${where}.splice: ${expected}, got ${show(n)}`)
   }
-  if (typeof p! === 'object' && type !== 'null') {
-    v.fail(n.pos, `${where}.splice: { "afterBytes": N } applies to "null" proxies (plug gateways); a ${type} proxy splices after its control phase ("after-control"), by its own decision ("proxy") or "never"`)
+  if (typeof p! === 'object' && type !== 'null' && type !== 'transparent') {
+    v.fail(n.pos, `${where}.splice: { "afterBytes": N } applies to "null" and "transparent" proxies (plug gateways); a ${type} proxy splices after its control phase ("after-control"), by its own decision ("proxy") or "never"`)
+  }
+  if (p! === 'proxy' && type === 'transparent') {
+    v.fail(n.pos, `${where}.splice: a ${type} proxy makes no decisions of its own; use "after-control" (splice once connected), { "afterBytes": N } or "never"`)
   }
   if (p! === 'after-control' && type === 'http') {
     v.fail(n.pos, `${where}.splice: an http proxy has no single control phase (each request is one); use "proxy" (splice each response body, unsplice for the next request) or "never"`)
@@ -369,7 +376,7 @@ function rules(v: Validator, items: JNode[], where: string): Socks5Rule[] {
 function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, names: Set<string>): ProxyConfig {
   const where = `proxies[${i}]`
   const o = v.obj(n, where, PROXY_KEYS)
-  const type = o.oneOf('type', ['null', 'socks5', 'http'] as const)
+  const type = o.oneOf('type', ['null', 'socks5', 'http', 'transparent'] as const)
   for (const [k, e] of o.node.entries) {
     if ((PROXY_KEYS as readonly string[]).indexOf(k) >= 8 && !PROXY_TYPE_KEYS[type].includes(k)) {
       v.fail(e.key, `${where}: "${k}" does not apply to a ${type} proxy (its keys: ${PROXY_TYPE_KEYS[type].map(x => `"${x}"`).join(', ')})`)
@@ -378,10 +385,14 @@ function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, na
   const name = o.str('name', 'a name for logs and stats', `${type}-${i}`)
   if (names.has(name)) v.fail(o.get('name')?.pos ?? n.pos, `${where}.name: "${name}" is already used by another proxy; names must be unique`)
   names.add(name)
-  const port = o.int('port', 1, 65535, 'the port clients connect to')
-  const other = ports.get(port)
-  if (other !== undefined) v.fail(o.get('port')!.pos, `${where}.port: ${port} is already taken by proxy "${other}"; give each proxy its own port`)
-  ports.set(port, name)
+  // A transparent proxy needs no port of its own (clients connect to the servers' addresses).
+  const port = type === 'transparent' && !o.has('port') ? null : o.int('port', 1, 65535, 'the port clients connect to')
+  if (port !== null) {
+    const other = ports.get(port)
+    if (other !== undefined) v.fail(o.get('port')!.pos, `${where}.port: ${port} is already taken by proxy "${other}"; give each proxy its own port`)
+    ports.set(port, name)
+  }
+  let intercept: TcpInterceptRule[] | null = null
   const layout = o.oneOf('layout', ['1-path', '2-path'] as const, '1-path')
   const mode = o.oneOf('mode', ['fwd', 'ipfwd'] as const, 'fwd')
   const idleMs = o.int('idleMs', 0, 2 ** 31, 'ms without a segment before a splice ends', 0)
@@ -393,6 +404,17 @@ function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, na
     const when = splice === 'never' ? 'never' as const : typeof splice === 'object' ? splice : 'immediately' as const
     handler = () => nullProxy({ server: s.ip, port: s.port, splice: when, mode })
     summary = `plug gateway to ${s.ip}:${s.port}`
+  } else if (type === 'transparent') {
+    if (!o.has('intercept')) v.fail(n.pos, `${where}: missing "intercept" (which connections routed through the forwarder to take, e.g. "intercept": [{ "dst": "10.0.1.0/24", "ports": [80, 8080] }])`)
+    const items = o.list('intercept', 'rules { "dst": "10.0.1.0/24", "ports": [80] }')
+    if (items.length === 0) v.fail(o.get('intercept')!.pos, `${where}.intercept: the list is empty; add a rule like { "dst": "10.0.1.0/24", "ports": [80] }`)
+    intercept = items.map((r, j) => interceptRule(v, r, `${where}.intercept[${j}]`))
+    const rs = o.has('rules') ? rules(v, o.list('rules', 'rules { "action": "allow", "dst": "10.0.1.0/24" }'), `${where}.rules`) : undefined
+    const when = splice === 'never' ? 'never' as const : typeof splice === 'object' ? splice : 'immediately' as const
+    handler = onLog => transparentProxy({
+      splice: when, mode, ...(rs ? { rules: rs } : {}), ...(onLog ? { onLog: e => onLog(e as unknown as Record<string, unknown>) } : {}),
+    })
+    summary = `transparent, intercepting ${intercept.map(r => `${r.dst}${r.ports === undefined ? '' : `:${[r.ports].flat().join(',')}`}${r.src === undefined ? '' : ` from ${r.src}`}`).join('; ')}${rs ? `, ${rs.length} rule(s)` : ''}`
   } else if (type === 'socks5') {
     const rs = rules(v, o.list('rules', 'rules { "action": "allow", "dst": "10.0.1.0/24" }'), `${where}.rules`)
     if (!o.has('rules')) v.fail(n.pos, `${where}: missing "rules" (SOCKS5 denies by default; add e.g. "rules": [{ "action": "allow", "dst": "10.0.1.0/24" }])`)
@@ -439,7 +461,32 @@ function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, na
     handler = build
     summary = `HTTP, ${routes.length} route(s)${dflt ? ', a default pool' : ''}${allowConnect ? ', CONNECT' : ''}`
   }
-  return { name, type, port, layout, mode, splice, idleMs, handler, summary }
+  return { name, type, port, intercept, layout, mode, splice, idleMs, handler, summary }
+}
+
+/** One interception rule: `{ "dst": "10.0.1.0/24", "ports": [80, 8080], "src": "10.0.0.0/24" }`. */
+function interceptRule(v: Validator, r: JNode, w: string): TcpInterceptRule {
+  const ro = v.obj(r, w, ['dst', 'ports', 'src'])
+  const net = (k: 'dst' | 'src'): string => {
+    const d = ro.get(k)!
+    if (d.kind !== 'string') v.fail(d.pos, `${w}.${k}: expected a network like "10.0.1.0/24" or an address, got ${show(d)}`)
+    const text = (d as { value: string }).value
+    // The SOCKS5 rule parser checks the network (host bits, prefix length) with the same messages.
+    v.at(d, `${w}.${k}`, () => compileRules([{ action: 'allow', dst: text }]))
+    return text
+  }
+  const rule: TcpInterceptRule = { dst: ro.has('dst') ? net('dst') : v.fail(r.pos, `${w}: missing "dst" (the servers' network to intercept, like "10.0.1.0/24")`) }
+  if (ro.has('src')) rule.src = net('src')
+  const p = ro.get('ports')
+  if (p !== undefined) {
+    const list = p.kind === 'number' ? [p] : p.kind === 'array' ? p.items : null
+    if (list === null || list.length === 0) v.fail(p.pos, `${w}.ports: expected a port (80) or a list of ports [80, 8080], got ${p.kind === 'array' ? 'an empty list' : show(p)}`)
+    for (const x of list!) {
+      if (x.kind !== 'number' || !Number.isInteger(x.value) || x.value < 1 || x.value > 65535) v.fail(x.pos, `${w}.ports: ${show(x)} is not a port 1..65535`)
+    }
+    rule.ports = list!.map(x => (x as { value: number }).value)
+  }
+  return rule
 }
 
 /** Maps a spec position inside a JSON string to the file (exact when the string has no escapes). */

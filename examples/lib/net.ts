@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseIPv4 } from '../../core/bytes.js'
+import { formatIPv4, parseIPv4 } from '../../core/bytes.js'
 import { Host } from '../../paths/host.js'
 import { TcpModule, type TcpConnection } from '../../stages/tcp/module.js'
 import type { Forwarder } from '../../bin/config/runtime.js'
@@ -105,6 +105,10 @@ export interface Transfer {
   down(): number
   /** Both streams arrived whole with matching SHA-256 digests. */
   intact(): boolean
+  /** The address the server saw as its peer (the client's, or a proxy's), once connected. */
+  serverPeer(): string | null
+  /** Why the client's connection failed ('reset', 'refused', ...), or null. */
+  clientError(): string | null
 }
 
 /**
@@ -141,6 +145,8 @@ export function transfer(client: TcpModule, server: TcpModule, ip: string, port:
     done: () => (cli.closed && s()?.closed === true) || cli.error !== null || s()?.error != null,
     up: () => s()?.received ?? 0,
     down: () => cli.received,
+    serverPeer: () => { const x = s(); return x === null ? null : formatIPv4(x.conn.remoteIp) },
+    clientError: () => cli.error,
     intact: () => (verdict ??= cli.received === bytes && s()?.received === bytes && hUp.digest('hex') === digest(upData) && hDown.digest('hex') === digest(downData)),
   }
 }

@@ -19,7 +19,7 @@ import { Dir } from '../../core/stage.js'
 import { ProxySession, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceOptions } from '../../stages/proxy/session.js'
 import { NONE, ProxyStage } from '../../stages/proxy/stage.js'
 import type { FwdStage } from '../../stages/fwd/stage.js'
-import type { TcpConnection, TcpListener, TcpModule } from '../../stages/tcp/module.js'
+import type { TcpConnection, TcpInterceptor, TcpInterceptRule, TcpListener, TcpModule } from '../../stages/tcp/module.js'
 import type { TcpStage } from '../../stages/tcp/stage.js'
 import type { TcbConfig } from '../../stages/tcp/tcb.js'
 import type { Host, Interface } from '../host.js'
@@ -34,8 +34,18 @@ export interface ProxyForwarderOptions {
   host: Host
   /** Its TCP module. */
   tcp: TcpModule
-  /** Port to accept clients on. */
-  port: number
+  /**
+   * Port to accept clients on (on the host's own addresses). Optional when `intercept`
+   * is given: a transparent proxy needs no port of its own.
+   */
+  port?: number
+  /**
+   * Transparent mode: also accept connections routed through the host whose destination
+   * (and source) match these rules, answering as the original destination; sessions see
+   * it as `s.client.localIp`/`localPort` with `s.client.intercepted` true. Other transit
+   * traffic is forwarded as before (see {@link TcpModule.intercept}).
+   */
+  intercept?: readonly TcpInterceptRule[]
   /** The proxy logic, shared by all sessions (per-session state goes in `s.data`). */
   handler: ProxyHandler
   /** Layout before a splice [1-path]. */
@@ -136,8 +146,10 @@ export class ProxyForwarder implements ProxyHost {
   readonly layout: ProxyLayout
   /** Default final stage. */
   readonly mode: 'fwd' | 'ipfwd'
-  /** The listener. */
+  /** The listener on `port`, or the interceptor when there is no port. */
   readonly listener: TcpListener
+  /** The interceptor (transparent mode), or null. */
+  readonly interceptor: TcpInterceptor | null
   /** Open sessions and their wiring. */
   readonly sessions = new Map<ProxySession, Wiring>()
   /** Counters. */
@@ -172,12 +184,21 @@ export class ProxyForwarder implements ProxyHost {
     this.engine = new SpliceEngine(this, {
       idleMs: opts.idleMs ?? 0, lingerMs: opts.lingerMs ?? 2000, spliceWaitMs: opts.spliceWaitMs ?? 10_000, unspliceTimeoutMs: opts.unspliceTimeoutMs ?? 5000,
     })
-    this.listener = this.tcp.listen(opts.port, conn => this.accept(conn), this.tcbConfig)
+    if (opts.port === undefined && opts.intercept === undefined) throw new ConfigError('proxy: give a port to listen on, intercept rules (transparent mode), or both')
+    const interceptor = opts.intercept === undefined ? null : this.tcp.intercept(opts.intercept, conn => this.accept(conn), this.tcbConfig)
+    this.interceptor = interceptor
+    try {
+      this.listener = opts.port === undefined ? interceptor! : this.tcp.listen(opts.port, conn => this.accept(conn), this.tcbConfig)
+    } catch (err) {
+      if (interceptor !== null) this.tcp.unintercept(interceptor)
+      throw err
+    }
   }
 
   /** Stops accepting and resets every session. */
   close(): void {
-    this.tcp.unlisten(this.listener.port)
+    if (this.listener !== this.interceptor) this.tcp.unlisten(this.listener.port)
+    if (this.interceptor !== null) this.tcp.unintercept(this.interceptor)
     for (const s of [...this.sessions.keys()]) this.reset(s)
   }
 
@@ -194,6 +215,7 @@ export class ProxyForwarder implements ProxyHost {
     this.stats.active++
     const t = conn.stage.tcb
     const client: Endpoint = { localIp: conn.localIp, localPort: t.localPort, remoteIp: conn.remoteIp, remotePort: t.remotePort }
+    if (conn.listener !== null && conn.listener === this.interceptor) client.intercepted = true
     const s = new ProxySession(this.handler, client, this)
     const twoPath = this.layout === '2-path'
     const proxyA = new ProxyStage(s, twoPath

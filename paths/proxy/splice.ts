@@ -348,7 +348,7 @@ export class SpliceEngine {
     const proxyA = w.proxyA
     const proxyB = w.proxyB!
     const ipfwd = legs.mode === 'ipfwd'
-    const ipA = ipfwd ? [host.netStages(w.a.remoteIp, IPPROTO_TCP).ip] : []
+    const ipA = ipfwd ? [host.netStages(w.a.remoteIp, IPPROTO_TCP, { local: w.a.localIp }).ip] : []
     let entB: TcpConnection
     if (!twoPath) {
       const ipB = ipfwd ? [host.netStages(b.remoteIp, IPPROTO_TCP, { up: Dir.Backward }).ip] : []

@@ -43,6 +43,11 @@ export class Ipv4Demux implements ClassifierNode {
   reassembly: PathEnd | null = null
   /** Where datagrams of protocols nobody registered go (the ICMP path, to answer 3/2), or null. */
   unknownProtocol: PathEnd | null = null
+  /**
+   * Asked first about datagrams for others (TCP interception for a transparent proxy):
+   * a path end takes the datagram locally, null lets it go on to `forward`.
+   */
+  intercept: ClassifierNode | null = null
   /** Where datagrams for others go (the router path), or null (not a router). */
   forward: DemuxTarget | null = null
   /** Drops by reason. */
@@ -69,6 +74,11 @@ export class Ipv4Demux implements ClassifierNode {
     }
     const dst = get32(b, off + IP.DST)
     if (dst !== this.local && dst !== 0xffffffff && dst !== this.bcast && (this.isLocal === null || !this.isLocal(dst))) {
+      const ic = this.intercept
+      if (ic !== null) {
+        const e = ic.classify(msg, off)
+        if (e !== null) return e
+      }
       const f = this.forward
       if (f === null) {
         this.counters.notForUs++
@@ -94,6 +104,10 @@ export class Ipv4Demux implements ClassifierNode {
     out.push(`${indent}${this.name} (local ${f(this.local)})`)
     if (this.reassembly !== null) out.push(`${indent}  fragment -> ${this.reassembly.name}`)
     this.protocols.describe(indent + '  ', out)
+    if (this.intercept !== null) {
+      out.push(`${indent}  not local, intercepted`)
+      this.intercept.describe(indent + '    ', out)
+    }
     if (this.forward !== null) {
       out.push(`${indent}  not local ${this.forward instanceof PathEnd ? `-> ${this.forward.name}` : ''}`.trimEnd())
       if (!(this.forward instanceof PathEnd)) this.forward.describe(indent + '    ', out)

@@ -66,6 +66,11 @@ export interface IpStageOptions<L extends IpLink> {
   protocol: number
   /** The remote address, or 0 for an unbound stage (destination per message in `msg.nextHop`). */
   remote?: number
+  /**
+   * Our address on this stage's datagrams (default: the link's). A transparent proxy's
+   * intercepted connection answers as the destination the client asked for.
+   */
+  local?: number
   /** TTL of datagrams sent (default 64). */
   ttl?: number
   /** Set DF on datagrams sent (default false; a TCP path doing PMTU discovery sets it, RFC 1191). */
@@ -108,7 +113,7 @@ export class IpStage<L extends IpLink = IpLink> extends Stage {
   constructor(opts: IpStageOptions<L>) {
     super('IP', opts.up ?? Dir.Forward)
     this.link = opts.link
-    this.local = opts.link.address >>> 0
+    this.local = (opts.local ?? opts.link.address) >>> 0
     this.remote = (opts.remote ?? 0) >>> 0
     this.protocol = opts.protocol
     this.ttl = opts.ttl ?? DEFAULT_TTL

@@ -91,6 +91,11 @@ export interface Endpoint {
   remoteIp: number
   /** The peer's port. */
   remotePort: number
+  /**
+   * True when the client's connection was intercepted (a transparent proxy): `localIp` and
+   * `localPort` are then the original destination the client asked for, not ours.
+   */
+  intercepted?: boolean
 }
 
 /** Byte counters of a session in control mode (spliced bytes are the FWD stage's). */

@@ -9,6 +9,13 @@
  *                   └─ miss ─▶ per-interface default path: [ETH, IP(*), TCP-LISTEN]
  *                                SYN to a listening port: new connection path, SYN handed over
  *                                anything else: RST (RFC 9293 §3.10.7.1), counted
+ *
+ *   IPv4 dst not ours ─▶ TCP intercept (only with interceptors, see {@link TcpModule.intercept})
+ *                   ├─ no rule matches (dst prefix, dst port, src prefix) ─▶ forwarded as before
+ *                   ├─ flow hit ─▶ the intercepted connection's path (or its splice)
+ *                   ├─ SYN      ─▶ per-interface intercept path: [ETH, IP(*), TCP-LISTEN(intercept)]
+ *                   │              the new connection answers as the original destination
+ *                   └─ other    ─▶ forwarded (a flow that predates the rule)
  * ```
  * @module
  */
@@ -21,6 +28,7 @@ import { Path, type PathEnd } from '../../core/path.js'
 import { Dir, Stage } from '../../core/stage.js'
 import { FlowTable } from '../../core/flow-table.js'
 import type { Host, Interface } from '../../paths/host.js'
+import { parseCidr } from '../ip/routes.js'
 import { EthStage } from '../eth/stage.js'
 import { IpStage } from '../ip/stage.js'
 import { checkSegment, fillTcpChecksum, TcpField, TcpFlag } from './segment.js'
@@ -118,6 +126,119 @@ export class TcpListener {
   }
 }
 
+/** One interception rule of {@link TcpModule.intercept}: which transit SYNs are taken locally. */
+export interface TcpInterceptRule {
+  /** Destination network, `10.0.1.0/24`, or one address `10.0.1.7`. */
+  dst: string
+  /** Destination port(s) (default: any). */
+  ports?: number | readonly number[]
+  /** Source network (default: any). */
+  src?: string
+}
+
+interface CompiledIntercept {
+  dstBase: number
+  dstMask: number
+  srcBase: number
+  srcMask: number
+  /** null: any port. */
+  ports: Set<number> | null
+}
+
+/**
+ * A set of interception rules with its own backlog and callback: a {@link TcpListener}
+ * for transit connections (its `port` is 0; the rules say which ports). Connections it
+ * accepts have `localIp` = the destination the client asked for.
+ */
+export class TcpInterceptor extends TcpListener {
+  /** The rules as given. */
+  readonly rules: readonly TcpInterceptRule[]
+  private readonly compiled: CompiledIntercept[]
+
+  /** @internal Use {@link TcpModule.intercept}. */
+  constructor(rules: readonly TcpInterceptRule[], config: TcbConfig, onConnection: (conn: TcpConnection) => void) {
+    super(0, config, onConnection)
+    this.rules = rules
+    this.compiled = compileInterceptRules(rules)
+  }
+
+  /** True if a segment from `src` to `dst`:`port` is to be intercepted. */
+  matches(src: number, dst: number, port: number): boolean {
+    const c = this.compiled
+    for (let i = 0; i < c.length; i++) {
+      const r = c[i]!
+      if (((dst & r.dstMask) >>> 0) !== r.dstBase || ((src & r.srcMask) >>> 0) !== r.srcBase) continue
+      if (r.ports === null || r.ports.has(port)) return true
+    }
+    return false
+  }
+
+  /** `10.0.1.0/24 ports 80,8080 from 10.0.0.0/24; ...` for dumps. */
+  describe(): string {
+    return this.rules.map(r => {
+      const p = r.ports === undefined ? '' : ` ports ${typeof r.ports === 'number' ? r.ports : r.ports.join(',')}`
+      return `${r.dst}${p}${r.src === undefined ? '' : ` from ${r.src}`}`
+    }).join('; ')
+  }
+}
+
+/** Checks and compiles rules; throws a {@link ConfigError} naming the bad rule and the fix. */
+function compileInterceptRules(rules: readonly TcpInterceptRule[]): CompiledIntercept[] {
+  if (!Array.isArray(rules) || rules.length === 0) throw new ConfigError('TCP intercept: give at least one rule, e.g. [{ dst: \'10.0.1.0/24\', ports: [80] }]')
+  return rules.map((r, i) => {
+    const where = `TCP intercept: rules[${i}]`
+    if (typeof r.dst !== 'string') throw new ConfigError(`${where}: dst is required: a network like '10.0.1.0/24' or an address`)
+    const [dst, dlen] = parseCidr(r.dst, `${where}.dst`)
+    const [src, slen] = r.src === undefined ? [0, 0] : parseCidr(r.src, `${where}.src`)
+    const list = r.ports === undefined ? null : typeof r.ports === 'number' ? [r.ports] : r.ports
+    if (list !== null) {
+      if (!Array.isArray(list) || list.length === 0) throw new ConfigError(`${where}.ports: give a port or a non-empty list of ports, or leave it out for any port`)
+      for (const p of list) if (!(Number.isInteger(p) && p > 0 && p < 65536)) throw new ConfigError(`${where}.ports: ${String(p)} is not a port 1..65535`)
+    }
+    const mask = (n: number): number => (n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0)
+    return { dstBase: (dst & mask(dlen)) >>> 0, dstMask: mask(dlen), srcBase: (src & mask(slen)) >>> 0, srcMask: mask(slen), ports: list === null ? null : new Set(list) }
+  })
+}
+
+/**
+ * The "not ours" level of the classifier when the module intercepts: `off` is at the
+ * IPv4 header of a datagram routed through the host. Costs a rule check for transit
+ * traffic; a flow lookup only for what a rule matches.
+ */
+export class TcpInterceptDemux implements ClassifierNode {
+  /** Name in dumps. */
+  readonly name = 'TCP intercept'
+  private readonly module: TcpModule
+
+  /** @internal */
+  constructor(module: TcpModule) {
+    this.module = module
+  }
+
+  /** An intercepted connection's path end, the intercept listen path (a matching SYN), or null (forward it). */
+  classify(msg: Msg, off: number): PathEnd | null {
+    const b = msg.buf
+    // Fragments carry no ports (or not ours to judge): they are routed like any transit datagram.
+    if (msg.end - off < 20 || b[off + 9] !== IPPROTO_TCP || (get16(b, off + 6) & 0x3fff) !== 0) return null
+    const t = off + ((b[off]! & 0x0f) << 2)
+    if (msg.end - t < TcpField.HEADER_LEN) return null
+    const src = get32(b, off + 12)
+    const dst = get32(b, off + 16)
+    const m = this.module
+    if (m.interceptorFor(src, dst, get16(b, t + 2)) === undefined) return null
+    const conn = m.flows.get(src, dst, get32(b, t))
+    if (conn !== undefined) return conn.end
+    if ((b[t + TcpField.FLAGS]! & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) !== TcpFlag.SYN) return null
+    return m.interceptEnd(msg.ingress)
+  }
+
+  /** Dumps the rules. */
+  describe(indent: string, out: string[]): void {
+    out.push(`${indent}${this.name}`)
+    for (const i of this.module.interceptors) out.push(`${indent}  ${i.describe()} -> intercept paths`)
+  }
+}
+
 /**
  * Finds the IPv4 header in front of a transport header at `off`: IHL 5 first, then with
  * options (the classifier hands us only the transport offset).
@@ -169,12 +290,14 @@ export class TcpFlowDemux implements ClassifierNode {
 export class TcpListenStage extends Stage {
   private readonly module: TcpModule
   private readonly iface: Interface
+  private readonly intercepting: boolean
 
-  /** @internal */
-  constructor(module: TcpModule, iface: Interface) {
-    super('TCP-LISTEN', Dir.Forward)
+  /** @internal With `intercepting`, SYNs are for interceptors (transit destinations), not listeners. */
+  constructor(module: TcpModule, iface: Interface, intercepting = false) {
+    super(intercepting ? 'TCP-INTERCEPT' : 'TCP-LISTEN', Dir.Forward)
     this.module = module
     this.iface = iface
+    this.intercepting = intercepting
   }
 
   /** Handles one segment for no connection. */
@@ -195,7 +318,7 @@ export class TcpListenStage extends Stage {
     }
     const flags = b[o + TcpField.FLAGS]!
     const dport = get16(b, o + 2)
-    const listener = this.module.listeners.get(dport)
+    const listener = this.intercepting ? this.module.interceptorFor(src, dst, dport) : this.module.listeners.get(dport)
     if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN && listener !== undefined) {
       const max = this.module.synBacklog
       if (listener.embryonic >= max) {
@@ -267,6 +390,11 @@ export class TcpModule {
   private readonly ephemeral: [number, number]
   private readonly df: boolean
   private readonly defaults = new Map<number, Path>()
+  private readonly interceptPaths = new Map<number, Path>()
+  /** Interceptors, first match wins (see {@link TcpModule.intercept}). */
+  readonly interceptors: TcpInterceptor[] = []
+  /** The classifier node hung in the hosts' "not ours" branch while there are interceptors. */
+  readonly interceptDemux: TcpInterceptDemux
   private readonly unsubscribeIcmp: () => void
 
   /** Creates the module and registers its demux for protocol 6 on `host`. */
@@ -280,6 +408,7 @@ export class TcpModule {
     this.df = opts.df ?? true
     this.trustChecksums = opts.trustChecksums ?? false
     this.demux = new TcpFlowDemux(this)
+    this.interceptDemux = new TcpInterceptDemux(this)
     host.registerProtocol(IPPROTO_TCP, this.demux)
     // RFC 1191 §6.3: ICMP "fragmentation needed" lowers the connection's segment size.
     this.unsubscribeIcmp = host.onIcmpError(r => {
@@ -296,6 +425,49 @@ export class TcpModule {
     const l = new TcpListener(port, { ...this.config, ...config }, onConnection)
     this.listeners.set(port, l)
     return l
+  }
+
+  /**
+   * Intercepts TCP connections routed through the host (a transparent proxy): SYNs whose
+   * destination is not ours but matches a rule are accepted locally, and the connection
+   * answers as that destination (`conn.localIp`/`localPort` are what the client asked
+   * for; `conn.listener` is the returned interceptor). Transit traffic no rule matches is
+   * forwarded as before. Throws {@link ConfigError} for bad rules.
+   */
+  intercept(rules: readonly TcpInterceptRule[], onConnection: (conn: TcpConnection) => void, config: TcbConfig = {}): TcpInterceptor {
+    const i = new TcpInterceptor(rules, { ...this.config, ...config }, onConnection)
+    this.interceptors.push(i)
+    this.host.setIntercept(this.interceptDemux)
+    return i
+  }
+
+  /** Stops intercepting for `interceptor` (existing connections stay). */
+  unintercept(interceptor: TcpInterceptor): void {
+    const k = this.interceptors.indexOf(interceptor)
+    if (k >= 0) this.interceptors.splice(k, 1)
+    if (this.interceptors.length === 0) this.host.setIntercept(null)
+  }
+
+  /** @internal The first interceptor whose rules take a segment from `src` to `dst`:`port`. */
+  interceptorFor(src: number, dst: number, port: number): TcpInterceptor | undefined {
+    const a = this.interceptors
+    for (let i = 0; i < a.length; i++) if (a[i]!.matches(src, dst, port)) return a[i]
+    return undefined
+  }
+
+  /** @internal The intercept path's end for SYNs from interface `index`: its IP stage accepts any destination (the classifier chose). */
+  interceptEnd(index: number): PathEnd | null {
+    let p = this.interceptPaths.get(index)
+    if (p === undefined) {
+      const iface = this.host.interfaces[index]
+      if (iface === undefined) return null
+      const eth = new EthStage({ mac: iface.mac, arp: iface.arp, up: Dir.Forward })
+      const ip = new IpStage<Interface>({ link: iface, routes: this.host.routes, protocol: IPPROTO_TCP, isLocal: () => true })
+      p = new Path([eth, ip, new TcpListenStage(this, iface, true)], { name: `${this.host.name}/${iface.name}/tcp-intercept` })
+      this.host.attach(p, iface)
+      this.interceptPaths.set(index, p)
+    }
+    return p.ends[0]
   }
 
   /** Stops listening on `port` (existing connections stay). */
@@ -367,7 +539,7 @@ export class TcpModule {
     iface: Interface, localIp: number, remoteIp: number, localPort: number, remotePort: number,
     listener: TcpListener | null, config?: TcbConfig, stages?: Stage[], into?: Path,
   ): TcpConnection {
-    const net = stages ?? this.host.netStages(remoteIp, IPPROTO_TCP, { df: this.df }).stages
+    const net = stages ?? this.host.netStages(remoteIp, IPPROTO_TCP, { df: this.df, local: localIp }).stages
     const { iss, tsOffset } = this.isn(localIp, localPort, remoteIp, remotePort)
     const cfg = { ...(listener?.config ?? this.config), ...config }
     if (cfg.mss === undefined) cfg.mss = iface.mtu - 40
@@ -411,7 +583,7 @@ export class TcpModule {
       },
       reopen: msg => {
         // RFC 6191: only a listener can take the new incarnation.
-        const l = this.listeners.get(localPort)
+        const l = listener instanceof TcpInterceptor ? (this.interceptors.includes(listener) ? listener : undefined) : this.listeners.get(localPort)
         if (l === undefined || l.embryonic >= this.synBacklog) return false
         const fresh = this.createConnection(iface, localIp, remoteIp, localPort, remotePort, l)
         fresh.stage.tcb.listen()
@@ -453,11 +625,14 @@ export class TcpModule {
     const all: TcpConnection[] = []
     this.flows.forEach(c => all.push(c))
     for (const c of all) c.stage.tcb.abort()
-    for (const p of this.defaults.values()) {
+    for (const p of [...this.defaults.values(), ...this.interceptPaths.values()]) {
       p.close()
       this.host.detach(p)
     }
     this.defaults.clear()
+    this.interceptPaths.clear()
+    this.interceptors.length = 0
+    this.host.setIntercept(null)
     this.listeners.clear()
     this.host.unregisterProtocol(IPPROTO_TCP)
     this.unsubscribeIcmp()

@@ -30,7 +30,7 @@ const BAD: [string, string, RegExp][] = [
   ['path spec syntax error, exact column', base('', '\n  "paths": ["r: lan -> -> wan"],').replace('"proxies": [\n    \n  ]', '"proxies": []'), /^c\.jsonc:6:24: paths\[0\]: expected a module or device name, got '->'/],
   ['path spec: not a router', base('', '\n  "paths": ["lan -> ETH -> IP -> TCP -> ETH -> wan"],').replace('"proxies": [\n    \n  ]', '"proxies": []'), /^c\.jsonc:6:34: paths\[0\]: pathsplice run builds IP router paths from specs/],
   ['path spec: unknown device', base('', '\n  "paths": ["lan -> ETH -> IP(route) -> ETH -> wam"],').replace('"proxies": [\n    \n  ]', '"proxies": []'), /^c\.jsonc:6:48: paths\[0\]: unknown device 'wam'; did you mean "wan"\?/],
-  ['proxy type typo', base('{ "type": "sock5", "port": 1080 }'), /^c\.jsonc:7:15: proxies\[0\]\.type: expected one of "null", "socks5", "http", got "sock5"; did you mean "socks5"\?/],
+  ['proxy type typo', base('{ "type": "sock5", "port": 1080 }'), /^c\.jsonc:7:15: proxies\[0\]\.type: expected one of "null", "socks5", "http", "transparent", got "sock5"; did you mean "socks5"\?/],
   ['socks5 without rules', base('{ "type": "socks5", "port": 1080 }'), /^c\.jsonc:7:5: proxies\[0\]: missing "rules" \(SOCKS5 denies by default/],
   ['socks5 bad rule network', base('{ "type": "socks5", "port": 1080, "rules": [{ "action": "allow", "dst": "10.0.1.1/24" }] }'), /^c\.jsonc:7:77: proxies\[0\]\.rules\[0\]\.dst: '10\.0\.1\.1\/24' has host bits set; did you mean 10\.0\.1\.0\/24\?/],
   ['socks5 bad ports', base('{ "type": "socks5", "port": 1080, "rules": [{ "action": "allow", "ports": [9, 2] }] }'), /proxies\[0\]\.rules\[0\]\.ports: expected ports within 0\.\.65535 with lo <= hi, got \[9,2\]/],
@@ -40,10 +40,19 @@ const BAD: [string, string, RegExp][] = [
   ['bad server', base('{ "type": "null", "port": 1080, "server": "10.0.1.2" }'), /proxies\[0\]\.server: expected "ip:port" like "10\.0\.1\.2:8080", got "10\.0\.1\.2"/],
   ['port taken', base('{ "type": "null", "port": 80, "server": "10.0.1.2:80" }, { "type": "null", "port": 80, "server": "10.0.1.3:80" }'), /proxies\[1\]\.port: 80 is already taken by proxy "null-0"; give each proxy its own port/],
   ['splice policy typo', base('{ "type": "null", "port": 80, "server": "10.0.1.2:80", "splice": "allways" }'), /proxies\[0\]\.splice: expected "never", "after-control", "proxy" or \{ "afterBytes": N \}, got "allways"/],
-  ['afterBytes on socks5', base('{ "type": "socks5", "port": 1080, "rules": [], "splice": { "afterBytes": 10 } }'), /proxies\[0\]\.splice: \{ "afterBytes": N \} applies to "null" proxies/],
+  ['afterBytes on socks5', base('{ "type": "socks5", "port": 1080, "rules": [], "splice": { "afterBytes": 10 } }'), /proxies\[0\]\.splice: \{ "afterBytes": N \} applies to "null" and "transparent" proxies/],
   ['after-control on http', base('{ "type": "http", "port": 80, "routes": [], "splice": "after-control" }'), /proxies\[0\]\.splice: an http proxy has no single control phase/],
   ['http path prefix', base('{ "type": "http", "port": 80, "routes": [{ "pathPrefix": "api", "servers": ["10.0.1.2:80"] }] }'), /proxies\[0\]\.routes\[0\]\.pathPrefix: must start with "\/", got "api"; write "\/api"/],
   ['layout typo', base('{ "type": "null", "port": 80, "server": "10.0.1.2:80", "layout": "one-path" }'), /proxies\[0\]\.layout: expected one of "1-path", "2-path", got "one-path"/],
+  ['transparent without intercept', base('{ "type": "transparent" }'), /^c\.jsonc:7:5: proxies\[0\]: missing "intercept" \(which connections routed through the forwarder to take/],
+  ['transparent empty intercept', base('{ "type": "transparent", "intercept": [] }'), /^c\.jsonc:7:43: proxies\[0\]\.intercept: the list is empty; add a rule like/],
+  ['intercept without dst', base('{ "type": "transparent", "intercept": [{ "ports": [80] }] }'), /^c\.jsonc:7:44: proxies\[0\]\.intercept\[0\]: missing "dst" \(the servers' network to intercept/],
+  ['intercept host bits', base('{ "type": "transparent", "intercept": [{ "dst": "10.0.1.1/24" }] }'), /^c\.jsonc:7:53: proxies\[0\]\.intercept\[0\]\.dst: '10\.0\.1\.1\/24' has host bits set; did you mean 10\.0\.1\.0\/24\?/],
+  ['intercept bad port', base('{ "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24", "ports": [80, 70000] }] }'), /^c\.jsonc:7:82: proxies\[0\]\.intercept\[0\]\.ports: 70000 is not a port 1\.\.65535/],
+  ['intercept ports empty', base('{ "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24", "ports": [] }] }'), /proxies\[0\]\.intercept\[0\]\.ports: expected a port \(80\) or a list of ports \[80, 8080\], got an empty list/],
+  ['intercept key typo', base('{ "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24", "port": 80 }] }'), /^c\.jsonc:7:68: proxies\[0\]\.intercept\[0\]: unknown key "port"; did you mean "ports"\?/],
+  ['intercept on a socks5 proxy', base('{ "type": "socks5", "port": 1080, "rules": [], "intercept": [] }'), /proxies\[0\]: "intercept" does not apply to a socks5 proxy/],
+  ['transparent "proxy" splice', base('{ "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24" }], "splice": "proxy" }'), /proxies\[0\]\.splice: a transparent proxy makes no decisions of its own/],
 ]
 
 for (const [what, text, re] of BAD) {
@@ -61,7 +70,7 @@ for (const [what, text, re] of BAD) {
 }
 
 t.test('good configs: every shipped example config validates', async t => {
-  for (const f of ['socks5-memory', 'http-lb-memory', 'l4-memory', 'socks5-tap']) {
+  for (const f of ['socks5-memory', 'http-lb-memory', 'l4-memory', 'socks5-tap', 'transparent-memory']) {
     const file = `examples/configs/${f}.jsonc`
     const cfg = parseConfig(readFileSync(file, 'utf8'), file)
     t.ok(cfg.devices.length >= 2, `${f}: devices`)
@@ -83,6 +92,7 @@ t.test('a full config: defaults, policies, router path, peers', async t => {
       { "type": "null", "port": 80, "server": { "ip": "10.0.1.2", "port": 8080 }, "splice": { "afterBytes": 100 } },
       { "name": "s", "type": "socks5", "port": 1080, "rules": [], "users": { "u": "p" }, "hosts": { "db": "10.0.1.9" }, "splice": "never", "layout": "2-path", "mode": "ipfwd" },
       { "type": "http", "port": 8000, "routes": [{ "host": "*.example", "servers": ["10.0.1.2:80", "10.0.1.3:80"] }], "default": ["10.0.1.4:80"], "allowConnect": true, "connectRules": [{ "action": "allow", "ports": 443 }] },
+      { "name": "tp", "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24", "ports": [80, 8080], "src": "10.0.0.0/24" }, { "dst": "10.0.2.7", "ports": 22 }], "rules": [{ "action": "allow" }], "splice": { "afterBytes": 10 } },
     ],
     "tcp": { "minRtoMs": 200, "mslMs": 100 },
     "control": "/tmp/x.sock",
@@ -95,7 +105,11 @@ t.test('a full config: defaults, policies, router path, peers', async t => {
     ['null-0', 'null', { afterBytes: 100 }, '1-path', 'fwd'],
     ['s', 'socks5', 'never', '2-path', 'ipfwd'],
     ['http-2', 'http', 'proxy', '1-path', 'fwd'],
+    ['tp', 'transparent', { afterBytes: 10 }, '1-path', 'fwd'],
   ])
+  t.equal(cfg.proxies[3]!.port, null, 'a transparent proxy needs no port')
+  t.same(cfg.proxies[3]!.intercept, [{ dst: '10.0.1.0/24', src: '10.0.0.0/24', ports: [80, 8080] }, { dst: '10.0.2.7', ports: [22] }])
+  t.match(cfg.proxies[3]!.summary, /intercepting 10\.0\.1\.0\/24:80,8080 from 10\.0\.0\.0\/24; 10\.0\.2\.7:22, 1 rule/)
   for (const p of cfg.proxies) t.equal(typeof p.handler().name, 'string', 'handlers build')
   t.same(cfg.tcp, { minRtoMs: 200, mslMs: 100 })
   t.equal(cfg.control, '/tmp/x.sock')

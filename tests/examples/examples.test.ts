@@ -4,6 +4,7 @@ import { main as firewall } from '../../examples/socks5-firewall.js'
 import { main as loadBalancer } from '../../examples/http-load-balancer.js'
 import { main as l4 } from '../../examples/l4-proxy.js'
 import { main as customStage } from '../../examples/custom-stage.js'
+import { main as transparent } from '../../examples/transparent-proxy.js'
 
 t.test('socks5-firewall: allowed and spliced, denied by rule', async t => {
   const r = await firewall(300_000, false)
@@ -44,4 +45,16 @@ t.test('custom-stage: three hot swaps into a running router path, nothing lost',
   t.match(r.paths[2], /eth#1\(0800\) -> router#2 -> eth#2/)
   t.ok(r.countedByV1 > 0, `COUNT saw ${r.countedByV1} datagrams`)
   t.ok(r.packets[0] + r.packets[1] > r.countedByV1, 'COUNT2 took over COUNT\'s counts and added its own')
+})
+
+t.test('transparent-proxy: intercepted and spliced, routed unchanged, denied with a RST', async t => {
+  const r = await transparent(300_000, false)
+  t.ok(r.interceptedOk, 'intercepted transfer digests')
+  t.equal(r.interceptedPeer, '10.0.1.1', 'the server saw the proxy on the intercepted connection')
+  t.ok(r.routedOk, 'routed transfer digests')
+  t.equal(r.routedPeer, '10.0.0.2', 'and the client itself on the routed one')
+  t.equal(r.denied, 'reset', 'the denied destination got a RST')
+  t.equal(r.accepted, 2, 'two connections intercepted (allowed and denied)')
+  t.equal(r.splices, 1, 'the allowed one was spliced')
+  t.match(r.splicedPath, /ipfwd/, 'to IP/FWD as configured')
 })

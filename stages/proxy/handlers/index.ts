@@ -10,6 +10,8 @@
  * - {@link httpProxy}: an HTTP/1.x server proxy routing requests by Host and path to
  *   server pools; response bodies of known length are spliced, then unspliced to read the
  *   next request.
+ * - {@link transparentProxy}: for intercepted connections (a forwarder's `intercept`
+ *   rules), connects to the original destination and splices.
  *
  * Read first: RFC 1928 §3-6 and RFC 1929 §2 (SOCKS5), RFC 9112 §2-7 and §9.3 (HTTP/1.1
  * messages, body length, persistence), RFC 9110 §9.3.6 and §15 (CONNECT, status codes),
@@ -27,4 +29,6 @@ export type { Socks5LogEvent, Socks5Options, Socks5Phase, Socks5ReplyCode, Socks
 export { httpProxy } from './http.js'
 export { MsocksService, MsocksRep, resplicePoints } from './msocks.js'
 export type { MsocksLogEvent, MsocksMover, MsocksReconnect, MsocksReconnectReply, MsocksRepCode, MsocksServiceOptions, MsocksStats, ResplicePoints, RespliceState } from './msocks.js'
+export { transparentProxy } from './transparent.js'
+export type { TransparentLogEvent, TransparentProxyOptions } from './transparent.js'
 export type { HttpLogEvent, HttpProxyOptions, HttpRoute, HttpServer } from './http.js'
