@@ -220,6 +220,7 @@ export class SpliceEngine {
     if (w.done || !(pre instanceof PreliminaryFwdStage) || pre.ended !== null || legs === undefined) return
     const path = w.pathA
     path.gate()
+    pre.releaseAll()
     pre.settleTimestamps()
     const base = {
       ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,

@@ -773,6 +773,9 @@ export class Tcb {
    * until acknowledged; then `events.drained()` fires once and timers stop.
    */
   startDrain(): void {
+    // A delayed ACK still owed covers data the proxy took before the splice: send it now,
+    // since a draining TCB sends no new ACKs.
+    if (this.lastAckSent !== this.rcvNxt) this.sendAck()
     this.drainMode = true
     this.delAckTimer.cancel()
     this.ackNow = false
@@ -1039,8 +1042,13 @@ export class Tcb {
       if (flags & RST) return this.host.drop(msg, 'rst-out-of-window')
       if (this.drainMode && (flags & ACK) !== 0 && (flags & SYN) === 0) {
         // Scout splice step 3: the peer's data now goes to the forwarder, past our stale
-        // window, but its ACKs are still ours to process (they drain our send buffer).
-        this.processAckFields(ack, seq, wnd, flags, Math.max(len, 1))
+        // window, but its ACKs are still ours to process (they drain our send buffer). An
+        // ACK-only segment counts as a duplicate ACK (RFC 5681 §2), so fast retransmit and
+        // SACK recovery work while draining, not only the retransmission timer.
+        this.processAckFields(ack, seq, wnd, flags, len + ((flags & FIN) !== 0 ? 1 : 0))
+        // A retransmission of data we already took (our ACK was lost): acknowledging old
+        // data is allowed, and nobody else will (the forwarder chops it).
+        if (len > 0 && seqLe(seqAdd(seq, len), this.rcvNxt)) this.emit(this.sndMax, ACK, 0)
         this.output()
         msg.free()
         return
