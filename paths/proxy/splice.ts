@@ -218,9 +218,13 @@ export class SpliceEngine {
     const pre = w.fwd
     const legs = this.legs.get(w)
     if (w.done || !(pre instanceof PreliminaryFwdStage) || pre.ended !== null || legs === undefined) return
+    if (pre.holding) {
+      // Data still waits for a receiver's window; the final FWD holds nothing.
+      pre.onReleased = () => whenIdle([w.pathA], () => this.finalize(w))
+      return
+    }
     const path = w.pathA
     path.gate()
-    pre.releaseAll()
     pre.settleTimestamps()
     const base = {
       ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,

@@ -69,10 +69,29 @@ class PeerView {
   /** The peer's latest TSval (valid when `hasTs`). */
   tsVal: number
   hasTs: boolean
-  /** Rewritten segments for this peer waiting for its window to open, in arrival order. */
+  /** Rewritten segments for this peer waiting for its window to open, in sequence order. */
   readonly held: Msg[] = []
   /** Payload bytes in `held`. */
   heldBytes = 0
+
+  /** Holds `m` (starting at `seq`), keeping the queue in sequence order (the wire may reorder). */
+  hold(m: Msg, seq: number): void {
+    const q = this.held
+    let i = q.length
+    while (i > 0 && seqLt(seq, get32(q[i - 1]!.buf, q[i - 1]!.off + TcpField.SEQ))) i--
+    q.splice(i, 0, m)
+  }
+
+  /** True if a held segment starts at `seq` and covers `len` (FIN included). */
+  holds(seq: number, len: number): boolean {
+    for (const m of this.held) {
+      const b = m.buf
+      const t = m.off
+      const n = m.end - t - ((b[t + TcpField.DATA_OFF]! >>> 4) << 2) + ((b[t + TcpField.FLAGS]! & TcpFlag.FIN) !== 0 ? 1 : 0)
+      if (get32(b, t + TcpField.SEQ) === seq && n >= len) return true
+    }
+    return false
+  }
 
   constructor(leg: DrainingLeg) {
     const t = leg.tcp.tcb
@@ -144,6 +163,10 @@ export class PreliminaryFwdStage extends FwdStage {
   absorbed = 0
   /** Segments held until the receiver's window opened. */
   heldSegments = 0
+  /** Retransmissions of data already held, dropped (the held copy goes out). */
+  heldDuplicates = 0
+  /** Called once nothing is held any more (set by the splice engine while it waits to finalize). */
+  onReleased: (() => void) | null = null
   private readonly va: PeerView
   private readonly vb: PeerView
 
@@ -237,11 +260,18 @@ export class PreliminaryFwdStage extends FwdStage {
       refill(buf, out, msg.end, d.outSrcIp, d.outDstIp)
     }
     const payload = msg.end - out - ((buf[out + TcpField.DATA_OFF]! >>> 4) << 2)
-    if ((payload > 0 || (flags & TcpFlag.FIN) !== 0) && seqGe(seq, toView.right) && toView.heldBytes < MAX_HELD_BYTES) {
+    const len = payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0)
+    if (len > 0 && seqGe(seq, toView.right) && toView.heldBytes < MAX_HELD_BYTES) {
       // Beyond the receiver's window: it would drop it unread. Wait for the window.
-      toView.held.push(msg)
-      toView.heldBytes += payload
-      this.heldSegments++
+      // (An earlier copy lay beyond the window too, so it is held: drop a repeat.)
+      if (toView.holds(seq, len)) {
+        this.heldDuplicates++
+        msg.free()
+      } else {
+        toView.hold(msg, seq)
+        toView.heldBytes += payload
+        this.heldSegments++
+      }
     } else this.forward(msg, dir, out)
     if (opened) this.release(leg, view, fwd)
   }
@@ -255,14 +285,13 @@ export class PreliminaryFwdStage extends FwdStage {
   }
 
   /**
-   * Sends the segments held for the peer of `leg` that now fit its window (all of them
-   * when `all`), with the latest ACK and window for that peer. `towardsA`: which way
-   * they travel.
+   * Sends the segments held for the peer of `leg` that now fit its window, with the
+   * latest ACK and window for that peer. `towardsA`: which way they travel.
    */
-  private release(leg: DrainingLeg, view: PeerView, towardsA: boolean, all = false): void {
+  private release(leg: DrainingLeg, view: PeerView, towardsA: boolean): void {
     const q = view.held
     let n = 0
-    while (n < q.length && (all || seqLt(get32(q[n]!.buf, q[n]!.off + TcpField.SEQ), view.right))) n++
+    while (n < q.length && seqLt(get32(q[n]!.buf, q[n]!.off + TcpField.SEQ), view.right)) n++
     if (n === 0) return
     const out = q.splice(0, n)
     const d = towardsA ? this.ba : this.ab
@@ -277,6 +306,11 @@ export class PreliminaryFwdStage extends FwdStage {
       if (ts >= 0 && seqLt(get32(m.buf, ts + 2), leg.tsLastOut)) set32(m.buf, ts + 2, leg.tsLastOut)
       refill(m.buf, m.off, m.end, d.outSrcIp, d.outDstIp)
       this.forward(m, towardsA ? Dir.Backward : Dir.Forward, m.off)
+    }
+    const f = this.onReleased
+    if (f !== null && !this.holding) {
+      this.onReleased = null
+      f()
     }
   }
 
@@ -370,10 +404,9 @@ export class PreliminaryFwdStage extends FwdStage {
     this.originate(msg, toPeer)
   }
 
-  /** Before the final FWD takes over: sends whatever is still held (the receivers sort it out). */
-  releaseAll(): void {
-    this.release(this.a, this.va, true, true)
-    this.release(this.b, this.vb, false, true)
+  /** True while data waits for a receiver's window (the final FWD, which holds nothing, must wait). */
+  get holding(): boolean {
+    return this.va.held.length > 0 || this.vb.held.length > 0
   }
 
   /** Unhooks the old TCBs' output (they are disposed by the splice engine). */
@@ -393,6 +426,7 @@ export class PreliminaryFwdStage extends FwdStage {
       ...super.extraStats(),
       absorbed: this.absorbed,
       held: this.heldSegments,
+      heldDuplicates: this.heldDuplicates,
       drainedA: this.a.tcp.tcb.drained,
       drainedB: this.b.tcp.tcb.drained,
       drainEndA: this.a.drainEnd,

@@ -51,8 +51,10 @@ export interface Scenario {
   /** The forwarder offers the server the client's options. */
   mirror: boolean
   teardown: Teardown
-  /** RST: the aborting end aborts once it received this many bytes and the splice was requested. */
+  /** RST: the aborting end aborts once it received this many bytes and the splice began. */
   rstAt: number
+  /** ISNs and TSval clocks start just below 2^32. */
+  wrap: boolean
 }
 
 /** Options of {@link randomScenario}. */
@@ -134,6 +136,7 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
     mirror: r.chance(0.6),
     teardown: peerBytes > 20_000 ? teardown : 'fin',
     rstAt: peerBytes > 20_000 ? r.int(0, peerBytes - 20_000) : 0,
+    wrap: r.chance(0.3),
   }
   return s
 }
@@ -212,6 +215,16 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     seed: s.seed, impair1: s.impair1, impair2: s.impair2, client: s.client, proxy: s.proxy, server: s.server,
     forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror },
   })
+  // Deterministic ISNs and TSval offsets (ephemeral ports are random), near 2^32 in some
+  // seeds so sequence numbers and TSvals wrap during the run.
+  const wrap = s.wrap
+  for (const m of [net.tcpC, net.tcpP, net.tcpS]) {
+    m.isn = (localIp, _lp, remoteIp) => {
+      const r = new Random((s.seed * 31 + localIp * 7 + remoteIp) >>> 0)
+      const pick = (): number => (wrap ? (0xffffffff - r.int(0, 60000)) >>> 0 : r.nextU32())
+      return { iss: pick(), tsOffset: pick() }
+    }
+  }
   let server: Pump | null = null
   net.tcpS.listen(SERVER_PORT, conn => {
     server = new Pump(conn, downData, rng)
