@@ -259,6 +259,13 @@ export class PreliminaryFwdStage extends FwdStage {
       set32(buf, out + TcpField.SEQ, toMax)
       refill(buf, out, msg.end, d.outSrcIp, d.outDstIp)
     }
+    if ((flags & TcpFlag.RST) !== 0 && seqGe(seq, toView.right)) {
+      // Beyond the receiver's window (data before it is held here): it would drop the RST
+      // silently (RFC 5961 §3.2). Just inside, it draws a challenge ACK, which the torn
+      // down splice answers with an exact RST from the host.
+      set32(buf, out + TcpField.SEQ, seqAdd(toView.right, -1))
+      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp)
+    }
     const payload = msg.end - out - ((buf[out + TcpField.DATA_OFF]! >>> 4) << 2)
     const len = payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0)
     if (len > 0 && seqGe(seq, toView.right) && toView.heldBytes < MAX_HELD_BYTES) {

@@ -1664,6 +1664,9 @@ export class Tcb {
     this.persistBackoff = 0
     this.sendOne(true)
     this.output()
+    // Data sent while the persist timer ran had no retransmission timer (sendOne arms it
+    // only when neither runs): with nothing new to send, nothing would recover a loss.
+    if (this.sndMax !== this.sndUna && !this.rtoTimer.armed && !this.persistTimer.armed) this.armRto()
   }
 
   private armKeepAlive(): void {
