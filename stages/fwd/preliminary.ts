@@ -221,8 +221,9 @@ export class PreliminaryFwdStage extends FwdStage {
       if (!view.hasTs || seqGe(val, view.tsVal)) view.tsVal = val
       view.hasTs = true
     }
-    if (!leg.tcp.tcb.drained) {
-      // Step 3: the old TCB sees every segment, for its ACK only.
+    if (!leg.tcp.tcb.drained && (flags & TcpFlag.RST) === 0) {
+      // Step 3: the old TCB sees every segment, for its ACK only. (Not a RST: the TCB
+      // would take it and end the splice before it is passed on to the other peer.)
       const n = msg.end - tcp
       const copy = allocMsg(n)
       copy.buf.set(buf.subarray(tcp, msg.end), copy.off)
