@@ -1271,8 +1271,10 @@ export class Tcb {
         this.inRecovery = false
         this.cwnd = Math.min(this.ssthresh, Math.max(this.flight(), mss) + mss)
         this.dupAcks = 0
-      } else if (!this.sackOk) {
-        // RFC 6582 §3.2 step 5: partial ACK: retransmit the next hole, deflate.
+      } else if (!this.sackOk || this.scoreboard.count === 0) {
+        // RFC 6582 §3.2 step 5: partial ACK: retransmit the next hole, deflate. Also with
+        // SACK negotiated but no blocks received (a splice towards a peer without SACK
+        // strips them): RFC 6675's NextSeg finds no hole then, and only the RTO would.
         this.retransmitAt(this.sndUna)
         this.cwnd = Math.max(this.cwnd - acked + (acked >= mss ? mss : 0), mss)
       }
