@@ -159,6 +159,8 @@ export interface ScenarioResult {
   rtoTimeouts: number
   /** Retransmissions at all four TCBs. */
   retransmits: number
+  /** The run ended with a RST from one end. */
+  aborted: boolean
 }
 
 /** Loss or corruption configured on either wire. */
@@ -323,10 +325,6 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   // Let the forwarder settle (linger after the FINs, a proxy TCB's TIME-WAIT): no session may stay.
   net.sched.runUntil(() => net.fw.stats.active === 0, net.clock.now() + 65_000)
   net.sched.runFor(100)
-  if ((o as { debug?: boolean }).debug) {
-    const w = wiring()
-    console.log('wiring', w === undefined ? 'none' : { a: w.a.stage.tcb.state, atrace: w.a.stage.tcb.trace, b: w.b?.stage.tcb.state, btrace: w.b?.stage.tcb.trace, closedA: w.closedA, closedB: w.closedB, fwd: w.fwd?.name, sess: w.session.state })
-  }
   const st = net.fw.stats
   if (st.active !== 0 || st.splicing !== 0 || st.spliced !== 0) problems.push(`forwarder not idle: ${JSON.stringify(st)}`)
   const spliced = st.splices === 1
@@ -346,6 +344,7 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     refused: spliced ? null : refused,
     rtoTimeouts: all.reduce((n, t) => n + t.counters.rtoTimeouts, 0),
     retransmits: all.reduce((n, t) => n + t.counters.retransmits, 0),
+    aborted: aborted !== null,
   }
 }
 
