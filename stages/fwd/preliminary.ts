@@ -3,15 +3,20 @@
  * connection's new segments while the two unlinked TCBs drain what the proxy had queued.
  * Consumes: as {@link FwdStage}: TCP segments (`msg.off` at the TCP header, `msg.l3` at
  *           the IPv4 header) from A's peer (forward) and B's peer (backward).
- * Produces: (1) a copy of every segment for the old TCB of the connection it came on,
- *           which only processes its ACK (drain mode: it never ACKs new data and accepts
- *           ACKs up to a window beyond what it sent); (2) the rewritten segment for the
- *           other connection, as FWD; (3) the old TCBs' own (re)transmissions, sent to
+ * Produces: (1) a copy of every segment but a RST for the old TCB of the connection it
+ *           came on, which only processes its ACK (drain mode: it never ACKs new data and
+ *           accepts ACKs up to a window beyond what it sent); (2) the rewritten segment for
+ *           the other connection, as FWD (held while beyond the receiver's window); (3) the
+ *           old TCBs' own (re)transmissions with the latest ACK, window and TSecr, sent to
  *           their peers through the same path (`TcpStage.redirect`).
- * Drops:    FWD's reasons. ACK-only segments that acknowledge only drained data go to the
- *           old TCB and no further (counted as `absorbed`, not a drop).
- * State:    FWD's, plus per leg: the old TCP stage, the end of its send stream and the
- *           last TSval sent to its peer.
+ * Drops:    FWD's reasons. ACK-only segments that acknowledge only drained data and open
+ *           no window go to the old TCB and no further (counted as `absorbed`, not a drop);
+ *           a repeat of a held segment is counted as `heldDuplicates`.
+ * State:    FWD's, plus per leg: the old TCP stage, the end of its send stream, the last
+ *           TSval sent to its peer; per peer: its highest ACK and window edge, its latest
+ *           TSval, the segments held for it (at most 1 MiB; transient, this stage lives
+ *           only while the TCBs drain).
+ * Inspect:  stats(): absorbed, held, heldDuplicates, drainedA/B, drainEndA/B.
  *
  * Rules that keep both peers consistent while two senders share one sequence space:
  * - An ACK below the end of the old TCB's send stream concerns data the TCB still owns.
