@@ -251,6 +251,12 @@ export class PreliminaryFwdStage extends FwdStage {
       stripSack(buf, tcp)
       refill(buf, tcp, msg.end, srcIp, dstIp)
     }
+    // Two senders share each stream while draining: a peer's ACK may lag what was sent to
+    // it by the old TCB's backlog plus the data held for it. Widen the blind-injection
+    // tolerance (twice the largest window) to that span, or its ACKs would be refused and
+    // the drain could never finish.
+    const span = seqDiff(this.sentHigh(fwd), leg.tcp.tcb.sndUna)
+    if (span > d.maxWindow) d.maxWindow = span
     const chop = this.rewrite(msg, dir, tcp, srcIp, dstIp)
     if (chop < 0) return
     msg.off += chop
