@@ -270,6 +270,12 @@ export class SpliceEngine {
   /** The FWD stage saw the end: both FINs acked (linger for late retransmissions), a RST, or idle. */
   private ended(w: Wiring, why: FwdEnd): void {
     const f = w.fwd
+    if (this.lingering.has(w) && why !== 'fin') {
+      // A RST (or the idle timer) after both FINs were acknowledged: it was passed on; the
+      // connection had ended by FIN.
+      this.teardown(w, 'fin')
+      return
+    }
     if (why === 'fin' && this.o.lingerMs > 0 && f !== null) {
       // Keep forwarding while lingering: the ACK of a FIN may have been lost, or carried
       // by a segment its receiver refused (RFC 9293 §3.10.7.4 ignores the ACK field of an
