@@ -13,7 +13,7 @@ import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../hel
  * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way).
  */
 const ONE = process.env.SPLICE_SEED
-const SEEDS = Number(process.env.SPLICE_SEEDS ?? (ONE !== undefined ? 1 : 5000))
+const SEEDS = Number(process.env.SPLICE_SEEDS ?? (ONE !== undefined ? 1 : 4000))
 const MAX_BYTES = Number(process.env.SPLICE_MAX_BYTES ?? 300_000)
 /** Without loss: at most one (spurious) retransmission timeout may show as a stall, 2 x min RTO. */
 const STALL_LOSSLESS_MS = 400
