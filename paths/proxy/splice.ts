@@ -83,6 +83,8 @@ export class SpliceEngine {
   private readonly fw: ProxyForwarder
   private readonly o: SpliceEngineOptions
   private readonly legs = new WeakMap<Wiring, SplicedLegs>()
+  /** Splices whose FINs were both acknowledged, forwarding late retransmissions until the linger time ends. */
+  private readonly lingering = new WeakSet<Wiring>()
 
   /** @internal */
   constructor(fw: ProxyForwarder, o: SpliceEngineOptions) {
@@ -220,6 +222,11 @@ export class SpliceEngine {
     const pre = w.fwd
     const legs = this.legs.get(w)
     if (w.done || !(pre instanceof PreliminaryFwdStage) || pre.ended !== null || legs === undefined) return
+    if (pre.holding) {
+      // Data still waits for a receiver's window; the final FWD holds nothing.
+      pre.onReleased = () => whenIdle([w.pathA], () => this.finalize(w))
+      return
+    }
     const path = w.pathA
     path.gate()
     pre.settleTimestamps()
@@ -264,7 +271,21 @@ export class SpliceEngine {
 
   /** The FWD stage saw the end: both FINs acked (linger for late retransmissions), a RST, or idle. */
   private ended(w: Wiring, why: FwdEnd): void {
-    if (why === 'fin' && this.o.lingerMs > 0) {
+    const f = w.fwd
+    if (this.lingering.has(w) && why !== 'fin') {
+      // A RST (or the idle timer) after both FINs were acknowledged: it was passed on; the
+      // connection had ended by FIN.
+      this.teardown(w, 'fin')
+      return
+    }
+    if (why === 'fin' && this.o.lingerMs > 0 && f !== null) {
+      // Keep forwarding while lingering: the ACK of a FIN may have been lost, or carried
+      // by a segment its receiver refused (RFC 9293 §3.10.7.4 ignores the ACK field of an
+      // unacceptable segment); the FIN's sender retransmits, and only the other peer can
+      // acknowledge it again. A RST still ends the splice at once.
+      f.ended = null
+      if (this.lingering.has(w)) return
+      this.lingering.add(w)
       const t = this.fw.host.scheduler.timer(() => this.teardown(w, why))
       t.set(this.o.lingerMs)
     } else this.teardown(w, why)

@@ -777,6 +777,9 @@ export class Tcb {
    * until acknowledged; then `events.drained()` fires once and timers stop.
    */
   startDrain(): void {
+    // A delayed ACK still owed covers data the proxy took before the splice: send it now,
+    // since a draining TCB sends no new ACKs.
+    if (this.lastAckSent !== this.rcvNxt) this.sendAck()
     this.drainMode = true
     this.delAckTimer.cancel()
     this.ackNow = false
@@ -1043,8 +1046,13 @@ export class Tcb {
       if (flags & RST) return this.host.drop(msg, 'rst-out-of-window')
       if (this.drainMode && (flags & ACK) !== 0 && (flags & SYN) === 0) {
         // Scout splice step 3: the peer's data now goes to the forwarder, past our stale
-        // window, but its ACKs are still ours to process (they drain our send buffer).
-        this.processAckFields(ack, seq, wnd, flags, Math.max(len, 1))
+        // window, but its ACKs are still ours to process (they drain our send buffer). An
+        // ACK-only segment counts as a duplicate ACK (RFC 5681 §2), so fast retransmit and
+        // SACK recovery work while draining, not only the retransmission timer.
+        this.processAckFields(ack, seq, wnd, flags, len + ((flags & FIN) !== 0 ? 1 : 0))
+        // A retransmission of data we already took (our ACK was lost): acknowledging old
+        // data is allowed, and nobody else will (the forwarder chops it).
+        if (len > 0 && seqLe(seqAdd(seq, len), this.rcvNxt)) this.emit(this.sndMax, ACK, 0)
         this.output()
         msg.free()
         return
@@ -1267,8 +1275,10 @@ export class Tcb {
         this.inRecovery = false
         this.cwnd = Math.min(this.ssthresh, Math.max(this.flight(), mss) + mss)
         this.dupAcks = 0
-      } else if (!this.sackOk) {
-        // RFC 6582 §3.2 step 5: partial ACK: retransmit the next hole, deflate.
+      } else if (!this.sackOk || this.scoreboard.count === 0) {
+        // RFC 6582 §3.2 step 5: partial ACK: retransmit the next hole, deflate. Also with
+        // SACK negotiated but no blocks received (a splice towards a peer without SACK
+        // strips them): RFC 6675's NextSeg finds no hole then, and only the RTO would.
         this.retransmitAt(this.sndUna)
         this.cwnd = Math.max(this.cwnd - acked + (acked >= mss ? mss : 0), mss)
       }
@@ -1660,6 +1670,9 @@ export class Tcb {
     this.persistBackoff = 0
     this.sendOne(true)
     this.output()
+    // Data sent while the persist timer ran had no retransmission timer (sendOne arms it
+    // only when neither runs): with nothing new to send, nothing would recover a loss.
+    if (this.sndMax !== this.sndUna && !this.rtoTimer.armed && !this.persistTimer.armed) this.armRto()
   }
 
   private armKeepAlive(): void {

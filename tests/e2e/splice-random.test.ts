@@ -1,0 +1,67 @@
+import t from 'tap'
+import { testSeed } from '../../core/random.js'
+import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../helpers/splice-random.js'
+
+/**
+ * Randomized splices end to end (issue 6 "done means"): our TCP at both ends, a proxy
+ * that splices at a random moment to FWD or IP/FWD (1-path or 2-path, data buffered in
+ * the proxy and both TCBs), impaired memory wires, option mixes, FIN or RST teardown,
+ * virtual time. Each seed must deliver every byte once and in order (digests), complete
+ * its splice, leave the forwarder idle, and never stall longer than a few RTOs.
+ *
+ * Replay: SPLICE_SEED=<seed> SPLICE_LOSSY=0|1 npx tap tests/e2e/splice-random.test.ts
+ * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way).
+ */
+const ONE = process.env.SPLICE_SEED
+const SEEDS = Number(process.env.SPLICE_SEEDS ?? (ONE !== undefined ? 1 : 4000))
+const MAX_BYTES = Number(process.env.SPLICE_MAX_BYTES ?? 300_000)
+/** Without loss: at most one (spurious) retransmission timeout may show as a stall, 2 x min RTO. */
+const STALL_LOSSLESS_MS = 400
+/**
+ * With loss: six timeouts of one segment in a row (200 ms doubling; a backoff begun by a
+ * zero window before the splice carries on), a few RTOs.
+ */
+const STALL_LOSSY_MS = 12_700
+
+function half(name: string, o: ScenarioOptions): void {
+  t.test(`${name}: ${SEEDS} randomized splices`, async t => {
+    const base = ONE !== undefined ? Number(ONE) >>> 0 : testSeed()
+    t.comment(`seeds ${base}..${(base + SEEDS - 1) >>> 0} (replay one: SPLICE_SEED=<seed> SPLICE_LOSSY=${o.lossy ? 1 : 0})`)
+    let failures = 0
+    let spliced = 0
+    let refused = 0
+    let resets = 0
+    let worstStall = 0
+    let withRto = 0
+    let splicesMs = 0
+    const start = Date.now()
+    for (let i = 0; i < SEEDS && failures < 5; i++) {
+      const seed = (base + i) >>> 0
+      const s = randomScenario(seed, o)
+      const r = runScenario(s)
+      if (r.spliced) {
+        spliced++
+        splicesMs += r.spliceMs
+      }
+      if (r.refused !== null) refused++
+      if (r.aborted) resets++
+      if (r.rtoTimeouts > 0) withRto++
+      worstStall = Math.max(worstStall, r.longestStallMs)
+      const problems = [...r.problems]
+      const bound = lossy(s) ? STALL_LOSSY_MS : STALL_LOSSLESS_MS
+      if (r.longestStallMs > bound) problems.push(`stalled ${r.longestStallMs.toFixed(0)} ms (bound ${bound} ms)`)
+      if (problems.length > 0) {
+        failures++
+        t.fail(`seed=${seed}: ${problems.join('; ')}`, { scenario: s, result: r })
+      }
+    }
+    t.equal(failures, 0, `all seeds from ${base} passed`)
+    t.ok(spliced > SEEDS / 2, `most runs spliced (${spliced}/${SEEDS}; ${refused} refused as both peers had finished; ${resets} ended by RST)`)
+    t.comment(`${SEEDS} seeds in ${Date.now() - start} ms wall; mean splice ${(splicesMs / Math.max(1, spliced)).toFixed(1)} ms virtual; ` +
+      `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO`)
+  })
+}
+
+const which = process.env.SPLICE_LOSSY
+if (which !== '1') half('reordering, duplication, jitter', { lossy: false, maxBytes: MAX_BYTES })
+if (which !== '0') half('plus loss and corruption', { lossy: true, maxBytes: MAX_BYTES })
