@@ -95,6 +95,14 @@ export interface MobileSocketOptions {
   bindTimeoutMs?: number
 }
 
+/** What {@link MobileSocket.bindRemote} resolves with. */
+export interface MobileBind {
+  /** The socket; 'connect' once the server connected in. */
+  socket: MobileSocket
+  /** Where the proxy listens for the server (BND.ADDR/BND.PORT of the first reply). */
+  bound: MobileEndpoint
+}
+
 /** Options of {@link MobileSocket.reconnect}. */
 export interface ReconnectOptions {
   /** Local address of the new connection. */
@@ -222,7 +230,7 @@ export class MobileSocket extends Duplex {
    * connect to (the first reply), to be told to the server out of band; the socket's
    * 'connect' follows when the server connected in. Rejects if the proxy refused.
    */
-  static bindRemote(opts: Omit<MobileSocketOptions, 'bind'>): Promise<{ socket: MobileSocket; bound: MobileEndpoint }> {
+  static bindRemote(opts: Omit<MobileSocketOptions, 'bind'>): Promise<MobileBind> {
     const socket = new MobileSocket({ ...opts, bind: true })
     return new Promise((resolve, reject) => {
       const onErr = (e: Error): void => reject(e)
