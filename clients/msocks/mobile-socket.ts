@@ -182,8 +182,9 @@ function targetAddress(host: string): Socks5Address {
 
 /**
  * A mobile connection through an MSOCKS proxy. Events besides the stream ones:
- * `'connect'` (the MCONNECT reply arrived), `'reconnect'` ({@link ReconnectInfo}),
- * `'reconnecting'` (a move started: `reason`).
+ * `'connect'` (the MCONNECT reply arrived; with `bind`, the second MBIND reply: the server
+ * connected in), `'bound'` (with `bind`: the first reply, a {@link MobileEndpoint} to give
+ * the server), `'reconnect'` ({@link ReconnectInfo}), `'reconnecting'` (a move started: `reason`).
  */
 export class MobileSocket extends Duplex {
   /** Server octets taken from the sockets (data_read). */

@@ -57,6 +57,7 @@ class ConnectingServer {
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 async function run(t: Test, layout: '1-path' | '2-path', seed: number): Promise<void> {
+  t.comment(`seed ${seed} (wire impairments and data)`)
   const net = msocksNet({ seed, layout, bind: true, impairClient: { delayMs: 2, loss: layout === '2-path' ? 0.01 : 0 } })
   const rnd = new Random(seed)
   const down = rnd.bytes(new Uint8Array(1_200_000))
@@ -167,4 +168,20 @@ t.test('bind: a peer other than DST.ADDR gets a RST; then the BIND times out wit
   await net.until(() => net.fw.sessions.size === 0, 5000)
   t.equal(net.fw.sessions.size, 0)
   for (const w of net.fw.sessions.values()) t.comment(w.session.describe() + JSON.stringify(w.a.stage.tcb.snapshot()))
+})
+
+t.test('bind: a proxy without bind refuses MBIND with REP 07; bindRemote rejects and leaves nothing open', async t => {
+  const net = msocksNet({ seed: 34 })
+  let error: MobileSocketError | null = null
+  MobileSocket.bindRemote({
+    proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: 0 }, auth: { user: 'alice', password: 'wonderland' },
+    connect: net.connect, now: () => net.clock.now(), autoReconnect: false,
+  }).then(() => {}, e => { error = e as MobileSocketError })
+  t.ok(await net.until(() => error !== null, 5000), 'rejected')
+  const e = error as MobileSocketError | null
+  t.equal(e?.code, 'ERR_MSOCKS_REFUSED')
+  t.equal(e?.rep, 7, 'REP 07 command not supported')
+  t.equal(net.fw.stats.bindAccepted + net.fw.stats.bindTimeouts, 0, 'nothing listened')
+  await net.until(() => net.fw.sessions.size === 0, 5000)
+  t.equal(net.fw.sessions.size, 0, 'the refused connection closed')
 })
