@@ -8,10 +8,10 @@
  * @module
  */
 export { MobileSocket } from './mobile-socket.js'
-export type { MobileConnectTarget, MobileEndpoint, MobileSocketError, MobileSocketOptions, MobileTransport, ReconnectInfo, ReconnectOptions } from './mobile-socket.js'
+export type { MobileBind, MobileConnectTarget, MobileEndpoint, MobileSocketError, MobileSocketOptions, MobileTransport, ReconnectInfo, ReconnectOptions } from './mobile-socket.js'
 export { WriteRing } from './ring.js'
 export {
-  MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MSOCKS_CONNECT_REPLY_LENGTH, MSOCKS_ID_LENGTH, MSOCKS_RECONNECT_LENGTH,
+  MSOCKS_CMD_BIND, MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MSOCKS_CONNECT_REPLY_LENGTH, MSOCKS_ID_LENGTH, MSOCKS_RECONNECT_LENGTH,
   MSOCKS_RECONNECT_REPLY_LENGTH, MsocksRep, buildReconnect, buildReconnectReply, parseConnectReply, parseReconnect,
   parseReconnectReply, resplicePoints,
 } from '../../stages/proxy/handlers/msocks.js'

@@ -23,9 +23,9 @@ import net from 'node:net'
 import { Duplex } from 'node:stream'
 import { parseIPv4 } from '../../core/bytes.js'
 import {
-  MSOCKS_CMD_CONNECT, MsocksRep, buildReconnect, parseConnectReply, parseReconnectReply,
+  MSOCKS_CMD_BIND, MSOCKS_CMD_CONNECT, MsocksRep, buildReconnect, parseConnectReply, parseReconnectReply,
 } from '../../stages/proxy/handlers/msocks.js'
-import { Socks5Method, buildGreeting, buildRequest, buildUserPass, type Socks5Address, type Socks5Parse } from '../../stages/proxy/handlers/socks5.js'
+import { Socks5Method, buildGreeting,  buildRequest, buildUserPass, type Socks5Address, type Socks5Parse } from '../../stages/proxy/handlers/socks5.js'
 import { WriteRing } from './ring.js'
 
 /** An endpoint. */
@@ -49,8 +49,17 @@ export type MobileTransport = Duplex
 export interface MobileSocketOptions {
   /** The MSOCKS proxy. */
   proxy: MobileEndpoint
-  /** The server to reach through it. */
+  /**
+   * The server to reach through it; with `bind`, the server expected to connect in (its
+   * address; the port may be 0).
+   */
   target: MobileEndpoint
+  /**
+   * MBIND instead of MCONNECT (RFC 1928 §4 BIND with an identifier): the proxy listens for
+   * `target.host`; the 'bound' event (and {@link MobileSocket.bindRemote}) gives the address the
+   * server is to connect to, 'connect' follows when it did. The proxy needs `bind: true`.
+   */
+  bind?: boolean
   /** Local address of the first connection. */
   localAddress?: string
   /** RFC 1929 credentials, when the proxy wants them. */
@@ -82,6 +91,16 @@ export interface MobileSocketOptions {
   attemptTimeoutMs?: number
   /** The clock latencies are measured with (ms) [performance.now; a test's virtual clock]. */
   now?: () => number
+  /** With `bind`: how long to wait for the server to connect in [60000 ms; the proxy's own timeout may be shorter]. */
+  bindTimeoutMs?: number
+}
+
+/** What {@link MobileSocket.bindRemote} resolves with. */
+export interface MobileBind {
+  /** The socket; 'connect' once the server connected in. */
+  socket: MobileSocket
+  /** Where the proxy listens for the server (BND.ADDR/BND.PORT of the first reply). */
+  bound: MobileEndpoint
 }
 
 /** Options of {@link MobileSocket.reconnect}. */
@@ -163,8 +182,9 @@ function targetAddress(host: string): Socks5Address {
 
 /**
  * A mobile connection through an MSOCKS proxy. Events besides the stream ones:
- * `'connect'` (the MCONNECT reply arrived), `'reconnect'` ({@link ReconnectInfo}),
- * `'reconnecting'` (a move started: `reason`).
+ * `'connect'` (the MCONNECT reply arrived; with `bind`, the second MBIND reply: the server
+ * connected in), `'bound'` (with `bind`: the first reply, a {@link MobileEndpoint} to give
+ * the server), `'reconnect'` ({@link ReconnectInfo}), `'reconnecting'` (a move started: `reason`).
  */
 export class MobileSocket extends Duplex {
   /** Server octets taken from the sockets (data_read). */
@@ -176,6 +196,10 @@ export class MobileSocket extends Duplex {
   /** The connection identifier, once connected. */
   id: Uint8Array | null = null
   private readonly o: Required<Omit<MobileSocketOptions, 'auth' | 'localAddress'>> & Pick<MobileSocketOptions, 'auth' | 'localAddress'>
+  /** With `bind`: where the proxy listens for the server (the first BIND reply), once known. */
+  bound: MobileEndpoint | null = null
+  /** With `bind`: the server that connected in (the second reply), once known. */
+  peer: MobileEndpoint | null = null
   /** Automatic moves in total. */
   autoMoves = 0
   private readonly ring: WriteRing
@@ -196,9 +220,27 @@ export class MobileSocket extends Duplex {
       retryDelayMs: opts.retryDelayMs ?? 100, attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000, now: opts.now ?? (() => performance.now()),
       proxy: opts.proxy, target: opts.target, auth: opts.auth, localAddress: opts.localAddress,
       fallbacks: opts.fallbacks !== undefined && opts.fallbacks.length > 0 ? opts.fallbacks : [{}],
+      bind: opts.bind ?? false, bindTimeoutMs: opts.bindTimeoutMs ?? 60_000,
     }
     this.ring = new WriteRing(this.o.ringBytes)
     void this.start()
+  }
+
+  /**
+   * MBIND through the proxy: resolves with the socket and the address the server is to
+   * connect to (the first reply), to be told to the server out of band; the socket's
+   * 'connect' follows when the server connected in. Rejects if the proxy refused.
+   */
+  static bindRemote(opts: Omit<MobileSocketOptions, 'bind'>): Promise<MobileBind> {
+    const socket = new MobileSocket({ ...opts, bind: true })
+    return new Promise((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e)
+      socket.once('error', onErr)
+      socket.once('bound', (bound: MobileEndpoint) => {
+        socket.off('error', onErr)
+        resolve({ socket, bound })
+      })
+    })
   }
 
   /** True while the session is open on a connection (not connecting, moving or closed). */
@@ -275,15 +317,25 @@ export class MobileSocket extends Duplex {
 
   private async start(): Promise<void> {
     const p = this.o.proxy
-    let leg: Leg
+    let leg: Leg | null = null
     try {
       leg = await this.open({ host: p.host, port: p.port, ...(this.o.localAddress !== undefined ? { localAddress: this.o.localAddress } : {}) })
-      const req = buildRequest(MSOCKS_CMD_CONNECT, targetAddress(this.o.target.host), this.o.target.port)
+      const req = buildRequest(this.o.bind ? MSOCKS_CMD_BIND : MSOCKS_CMD_CONNECT, targetAddress(this.o.target.host), this.o.target.port)
       await this.negotiate(leg, req)
-      const r = await this.expect(leg, parseConnectReply)
+      if (this.o.bind) {
+        // RFC 1928 §6: the first BIND reply is the plain one, with where the server connects.
+        const first = await this.expect(leg, b => (b.length >= 2 && b[1] !== 0 ? parseConnectReply(b) : parsePlainReply(b)))
+        if (first.rep !== 0) throw mkError('ERR_MSOCKS_REFUSED', `msocks: the proxy refused the BIND (REP ${first.rep})`, first.rep)
+        this.bound = { host: formatIp(first.bindIp), port: first.bindPort }
+        this.emit('bound', this.bound)
+      }
+      const r = await this.expect(leg, parseConnectReply, this.o.bind ? this.o.bindTimeoutMs : undefined)
+      if (this.o.bind && r.rep === 0) this.peer = { host: formatIp(r.bindIp), port: r.bindPort }
       if (r.rep !== 0 || r.id === null) throw mkError('ERR_MSOCKS_REFUSED', `msocks: the proxy refused the connection (REP ${r.rep})`, r.rep)
       this.id = r.id
     } catch (err) {
+      // The refused (or broken) connection is not the session's yet: close it here.
+      leg?.sock.destroy()
       this.destroy(err as Error)
       return
     }
@@ -375,8 +427,8 @@ export class MobileSocket extends Duplex {
   }
 
   /** Waits until `parse` accepts the handshake octets; keeps what follows. */
-  private async expect<T>(leg: Leg, parse: (b: Uint8Array) => Socks5Parse<T>): Promise<T> {
-    const deadline = Date.now() + this.o.attemptTimeoutMs
+  private async expect<T>(leg: Leg, parse: (b: Uint8Array) => Socks5Parse<T>, timeoutMs = this.o.attemptTimeoutMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs
     for (;;) {
       const r = parse(leg.buf)
       if (r.kind === 'ok') {
@@ -530,4 +582,16 @@ export class MobileSocket extends Duplex {
       this.leg!.sock.end()
     }
   }
+}
+
+/** A plain RFC 1928 §6 reply with an IPv4 BND.ADDR (10 octets), in the MCONNECT reply's shape (no identifier). */
+function parsePlainReply(b: Uint8Array): Socks5Parse<{ rep: number; bindIp: number; bindPort: number }> {
+  if (b.length >= 1 && b[0] !== 5) return { kind: 'error', reason: `reply version ${b[0]}, expected 5` }
+  if (b.length < 10) return { kind: 'need-more' }
+  if (b[3] !== 1) return { kind: 'error', reason: `reply ATYP ${b[3]}: this proxy answers with IPv4 (1)` }
+  return { kind: 'ok', value: { rep: b[1]!, bindIp: ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0, bindPort: (b[8]! << 8) | b[9]! }, length: 10 }
+}
+
+function formatIp(ip: number): string {
+  return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`
 }

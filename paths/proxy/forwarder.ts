@@ -16,7 +16,8 @@
 import { ConfigError } from '../../core/errors.js'
 import type { Path } from '../../core/path.js'
 import { Dir } from '../../core/stage.js'
-import { ProxySession, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceOptions } from '../../stages/proxy/session.js'
+import type { Timer } from '../../core/timers.js'
+import { ProxySession, type BoundAddress, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceOptions } from '../../stages/proxy/session.js'
 import { NONE, ProxyStage } from '../../stages/proxy/stage.js'
 import type { FwdStage } from '../../stages/fwd/stage.js'
 import type { TcpConnection, TcpInterceptor, TcpInterceptRule, TcpListener, TcpModule } from '../../stages/tcp/module.js'
@@ -96,6 +97,12 @@ export interface ProxyForwarderStats {
   spliceMsTotal: number
   /** Sum of unsplice latencies (request to two live TCBs), ms. */
   unspliceMsTotal: number
+  /** Server connections accepted for `acceptFrom` (SOCKS BIND). */
+  bindAccepted: number
+  /** Connection attempts to a bound port from a peer other than the expected one (RST). */
+  bindRefused: number
+  /** `acceptFrom` waits that timed out. */
+  bindTimeouts: number
 }
 
 /** @internal Everything the forwarder and the splice engine know about one session. */
@@ -132,6 +139,8 @@ export interface Wiring {
   mode: 'fwd' | 'ipfwd'
   /** True once finished. */
   done: boolean
+  /** While `acceptFrom` waits: the bound port and its timer. */
+  bind: { port: number; timer: Timer } | null
 }
 
 /** A proxy: sessions, layouts, splices. */
@@ -155,7 +164,7 @@ export class ProxyForwarder implements ProxyHost {
   /** Counters. */
   readonly stats: ProxyForwarderStats = {
     accepted: 0, active: 0, spliced: 0, splicing: 0, splices: 0, spliceFailures: 0, unsplices: 0, unspliceFailures: 0,
-    closed: 0, handlerErrors: 0, spliceMsTotal: 0, unspliceMsTotal: 0,
+    closed: 0, handlerErrors: 0, spliceMsTotal: 0, unspliceMsTotal: 0, bindAccepted: 0, bindRefused: 0, bindTimeouts: 0,
   }
   /** @internal */
   readonly tcbConfig: TcbConfig
@@ -225,7 +234,7 @@ export class ProxyForwarder implements ProxyHost {
     const iface = this.host.route(conn.remoteIp)?.iface ?? this.host.interfaces[0]!
     const w: Wiring = {
       session: s, layout: this.layout, a: conn, b: null, pathA: conn.path, pathB: null, proxyA, proxyB: twoPath ? null : proxyA,
-      ifaceA: iface, ifaceB: null, bConnected: false, closedA: false, closedB: false, fwd: null, mode: this.mode, done: false,
+      ifaceA: iface, ifaceB: null, bConnected: false, closedA: false, closedB: false, fwd: null, mode: this.mode, done: false, bind: null,
     }
     this.sessions.set(s, w)
     this.syncLegs(w)
@@ -284,8 +293,64 @@ export class ProxyForwarder implements ProxyHost {
       return
     }
     this.tcp.release(conn)
+    this.attachServer(w, conn)
+  }
+
+  /**
+   * ProxyHost: listens for connection B from `ip` (SOCKS BIND, RFC 1928 §4) on a fresh port
+   * of our address on the interface that routes to `ip` (the address the server can
+   * reach). One connection only, from `ip` only (other SYNs: RST, `bindRefused`); in a
+   * 1-path layout its stages are appended to the session's path, in a 2-path layout it
+   * gets its own, as `connectServer` does. Throws a ConfigError if no route leads to `ip`.
+   */
+  acceptServer(s: ProxySession, ip: number, timeoutMs: number): BoundAddress {
+    const w = this.wiring(s)
+    const route = this.host.route(ip)
+    if (route === undefined) throw new ConfigError(`proxy: acceptFrom(${ip >>> 0}): no route to the expected server; add an interface or route towards it`)
+    const localIp = route.iface.address
+    const port = this.tcp.freePort(localIp)
+    const a = w.a.stage.tcb
+    const cfg: TcbConfig = { ...this.tcbConfig }
+    if (this.mirrorOptions) {
+      cfg.sack = a.sackOk
+      cfg.timestamps = a.tsOk
+      cfg.mss = Math.min(cfg.mss ?? 65495, a.peerMss)
+    }
+    const listener = this.tcp.listen(port, () => {}, cfg, {
+      filter: (src, _sport, dst) => {
+        const ok = src === ip && dst === localIp
+        if (!ok) this.stats.bindRefused++
+        return ok
+      },
+      ...(w.layout === '1-path' ? { path: w.pathA } : {}),
+      onSyn: conn => {
+        if (w.bind !== null) w.bind.timer.cancel()
+        w.bind = null
+        if (w.done) {
+          conn.stage.tcb.abort()
+          return
+        }
+        this.stats.bindAccepted++
+        this.attachServer(w, conn)
+      },
+    })
+    const timer = this.host.scheduler.timer(() => {
+      if (w.bind === null || w.done) return
+      this.tcp.unlisten(listener.port)
+      w.bind = null
+      this.stats.bindTimeouts++
+      s.serverFailed('timeout')
+    })
+    timer.set(timeoutMs)
+    w.bind = { port, timer }
+    return { ip: localIp, port }
+  }
+
+  /** Wires connection B (active or accepted) into the session's layout. */
+  private attachServer(w: Wiring, conn: TcpConnection): void {
+    const s = w.session
     w.b = conn
-    w.ifaceB = this.host.route(ip)?.iface ?? null
+    w.ifaceB = this.host.route(conn.remoteIp)?.iface ?? null
     if (w.layout === '2-path') {
       const proxyB = new ProxyStage(s, { fromClient: NONE, fromServer: Dir.Forward, toClient: Dir.Forward, toServer: Dir.Backward }, Dir.Forward)
       conn.path.append(proxyB)
@@ -357,6 +422,12 @@ export class ProxyForwarder implements ProxyHost {
     if (w.done) return
     w.done = true
     const tcp = this.tcp
+    if (w.bind !== null) {
+      // The client left while the proxy waited for the server: the bound port closes.
+      w.bind.timer.cancel()
+      tcp.unlisten(w.bind.port)
+      w.bind = null
+    }
     for (const c of [w.a, w.b]) {
       if (c === null) continue
       const t = c.stage.tcb

@@ -126,6 +126,15 @@ export interface ProxySessionApi {
   readonly data: Record<string, unknown>
   /** Opens the server connection (control mode, once). `onServerOpen` or `onServerError` follows. */
   connect(ip: number, port: number): void
+  /**
+   * The other way to get a server connection (SOCKS BIND, RFC 1928 §4): listens on a fresh
+   * port of the proxy's address towards `ip` and returns that address at once; only `ip`
+   * may connect (other peers get a RST and are counted in the forwarder's `bindRefused`).
+   * `onServerOpen` follows when it connected (then `server` holds its address), or
+   * `onServerError(s, 'timeout')` after `timeoutMs` without one (the port is closed).
+   * Control mode, once, instead of `connect`.
+   */
+  acceptFrom(ip: number, timeoutMs: number): BoundAddress
   /** Writes bytes to the client (copied; queued if the TCB is full). */
   writeToClient(data: Uint8Array): void
   /** Writes bytes to the server (copied; queued). Throws before `connect`. */
@@ -142,10 +151,20 @@ export interface ProxySessionApi {
   reset(): void
 }
 
+/** Where a proxy listens for a server connection ({@link ProxySessionApi.acceptFrom}). */
+export interface BoundAddress {
+  /** The proxy's address (u32), the one the expected server routes to. */
+  ip: number
+  /** The port. */
+  port: number
+}
+
 /** What the forwarder does for a session. */
 export interface ProxyHost {
   /** Opens the server connection. */
   connectServer(s: ProxySession, ip: number, port: number): void
+  /** Listens for the server connection from `ip` (see {@link ProxySessionApi.acceptFrom}). */
+  acceptServer(s: ProxySession, ip: number, timeoutMs: number): BoundAddress
   /** Splices (the session checked its state). */
   splice(s: ProxySession, opts: SpliceOptions): void
   /** Unsplices (the session checked its state). */
@@ -222,6 +241,8 @@ export class ProxySession implements ProxySessionApi {
    */
   spliceServerMark: number | null = null
   private pumping = false
+  /** acceptFrom() was called. */
+  private accepting = false
 
   /** @internal Created by the forwarder. */
   constructor(handler: ProxyHandler, client: Endpoint, host: ProxyHost) {
@@ -245,9 +266,18 @@ export class ProxySession implements ProxySessionApi {
   /** Opens the server connection (control mode). `onServerOpen` or `onServerError` follows. */
   connect(ip: number, port: number): void {
     this.expect('control', 'connect')
-    if (this.legs?.serverTcp != null) throw new SpliceStateError(`session ${this.id}: connect() called twice; one session has one server connection`)
+    if (this.legs?.serverTcp != null || this.accepting) throw new SpliceStateError(`session ${this.id}: connect() called twice (or after acceptFrom()); one session has one server connection`)
     if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new SpliceStateError(`session ${this.id}: connect(): port ${port} is not 1..65535`)
     this.host.connectServer(this, ip >>> 0, port)
+  }
+
+  /** Listens for the server connection from `ip` (control mode, once, instead of `connect`). */
+  acceptFrom(ip: number, timeoutMs: number): BoundAddress {
+    this.expect('control', 'acceptFrom')
+    if (this.legs?.serverTcp != null || this.accepting) throw new SpliceStateError(`session ${this.id}: acceptFrom() after connect() or acceptFrom(); one session has one server connection`)
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new SpliceStateError(`session ${this.id}: acceptFrom(): timeoutMs must be a number > 0, got ${timeoutMs}`)
+    this.accepting = true
+    return this.host.acceptServer(this, ip >>> 0, timeoutMs)
   }
 
   /** Writes bytes to the client (copied; queued while the TCB has no room). */

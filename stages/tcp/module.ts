@@ -39,7 +39,7 @@ import type { TcbConfig } from './tcb.js'
 export const IPPROTO_TCP = 6
 
 /** Drop reasons of the listen stage. */
-export const LISTEN_DROP_REASONS = ['short-header', 'bad-data-offset', 'bad-checksum', 'no-listener', 'syn-backlog-full', 'not-syn', 'no-route'] as const
+export const LISTEN_DROP_REASONS = ['short-header', 'bad-data-offset', 'bad-checksum', 'no-listener', 'syn-backlog-full', 'not-syn', 'no-route', 'refused-peer'] as const
 
 /** Options of a {@link TcpModule}. */
 export interface TcpModuleOptions {
@@ -89,12 +89,31 @@ export interface TcpConnectOptions {
   path?: Path
 }
 
+/**
+ * Options of {@link TcpModule.listen} for a listener that accepts one particular peer
+ * (a SOCKS BIND, RFC 1928 §4: the proxy waits for the server named in the request).
+ */
+export interface TcpListenOptions {
+  /** Only SYNs this returns true for open a connection; others get a RST ('refused-peer', counted). */
+  filter?: (remoteIp: number, remotePort: number, localIp: number) => boolean
+  /**
+   * Called with the embryonic connection right after its SYN was processed (SYN-RECEIVED,
+   * SYN-ACK sent), instead of `onConnection` at ESTABLISHED: the caller owns it from here
+   * (as after {@link TcpModule.release}), and the listener closes (one connection only).
+   */
+  onSyn?: (conn: TcpConnection) => void
+  /** With `onSyn`: append the connection's stages to this path at end 1 (the server side of a 1-path proxy). */
+  path?: Path
+}
+
 /** Counters of a {@link TcpListener}. */
 export interface TcpListenerStats {
   /** Connections that reached ESTABLISHED and were handed over. */
   accepted: number
   /** SYNs refused because the SYN backlog was full. */
   synBacklogDrops: number
+  /** SYNs refused by the listener's `filter` (answered with a RST). */
+  refusedPeers: number
 }
 
 /** What {@link TcpModule.isn} returns. */
@@ -115,14 +134,17 @@ export class TcpListener {
   onConnection: (conn: TcpConnection) => void
   /** Config override for this listener's connections. */
   readonly config: TcbConfig
+  /** Peer filter, one-shot hand-over, target path (see {@link TcpListenOptions}). */
+  readonly options: TcpListenOptions
   /** Counters. */
-  readonly stats: TcpListenerStats = { accepted: 0, synBacklogDrops: 0 }
+  readonly stats: TcpListenerStats = { accepted: 0, synBacklogDrops: 0, refusedPeers: 0 }
 
   /** @internal Use {@link TcpModule.listen}. */
-  constructor(port: number, config: TcbConfig, onConnection: (conn: TcpConnection) => void) {
+  constructor(port: number, config: TcbConfig, onConnection: (conn: TcpConnection) => void, options: TcpListenOptions = {}) {
     this.port = port
     this.config = config
     this.onConnection = onConnection
+    this.options = options
   }
 }
 
@@ -320,6 +342,14 @@ export class TcpListenStage extends Stage {
     const dport = get16(b, o + 2)
     const listener = this.intercepting ? this.module.interceptorFor(src, dst, dport) : this.module.listeners.get(dport)
     if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN && listener !== undefined) {
+      const sport = get16(b, o)
+      const lo = listener.options
+      if (lo.filter !== undefined && !lo.filter(src, sport, dst)) {
+        // Not the peer this listener waits for (a BIND's expected server): refused.
+        listener.stats.refusedPeers++
+        this.sendReset(msg, src, dst, flags)
+        return this.drop(msg, 'refused-peer')
+      }
       const max = this.module.synBacklog
       if (listener.embryonic >= max) {
         listener.stats.synBacklogDrops++
@@ -327,12 +357,27 @@ export class TcpListenStage extends Stage {
       }
       let conn: TcpConnection
       try {
-        conn = this.module.createConnection(this.iface, dst, src, dport, get16(b, o), listener)
+        if (lo.path !== undefined) {
+          // Appended to an existing path: its stages face the device at end 1.
+          const ns = this.module.host.netStages(src, IPPROTO_TCP, { df: this.module.df, up: Dir.Backward })
+          conn = this.module.createConnection(ns.iface, dst, src, dport, sport, listener, undefined, ns.stages, lo.path)
+        } else {
+          conn = this.module.createConnection(this.iface, dst, src, dport, sport, listener)
+        }
       } catch {
         // No route back to the client (host.netStages throws): a per-packet problem, a drop.
         return this.drop(msg, 'no-route')
       }
       conn.stage.tcb.listen()
+      if (lo.onSyn !== undefined) {
+        // One connection only: nobody else may take this port's next SYN.
+        this.module.unlisten(dport)
+        conn.stage.receive(msg)
+        this.module.release(conn)
+        listener.stats.accepted++
+        lo.onSyn(conn)
+        return
+      }
       conn.stage.receive(msg)
       return
     }
@@ -388,7 +433,8 @@ export class TcpModule {
   private readonly config: TcbConfig
   private readonly secret: Uint8Array
   private readonly ephemeral: [number, number]
-  private readonly df: boolean
+  /** @internal Set DF on our datagrams. */
+  readonly df: boolean
   private readonly defaults = new Map<number, Path>()
   private readonly interceptPaths = new Map<number, Path>()
   /** Interceptors, first match wins (see {@link TcpModule.intercept}). */
@@ -419,10 +465,11 @@ export class TcpModule {
   }
 
   /** Starts listening on `port`; `onConnection` gets each established connection. Throws {@link ConfigError} if taken. */
-  listen(port: number, onConnection: (conn: TcpConnection) => void, config: TcbConfig = {}): TcpListener {
+  listen(port: number, onConnection: (conn: TcpConnection) => void, config: TcbConfig = {}, options: TcpListenOptions = {}): TcpListener {
     if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new ConfigError(`TCP listen: port ${port} is not 1..65535`)
     if (this.listeners.has(port)) throw new ConfigError(`TCP listen: port ${port} already has a listener; close it first`)
-    const l = new TcpListener(port, { ...this.config, ...config }, onConnection)
+    if (options.path !== undefined && options.onSyn === undefined) throw new ConfigError(`TCP listen: port ${port}: options.path needs options.onSyn (one connection per path)`)
+    const l = new TcpListener(port, { ...this.config, ...config }, onConnection, options)
     this.listeners.set(port, l)
     return l
   }
@@ -636,6 +683,21 @@ export class TcpModule {
     this.listeners.clear()
     this.host.unregisterProtocol(IPPROTO_TCP)
     this.unsubscribeIcmp()
+  }
+
+  /** A free port for a new listener (in the ephemeral range, neither listened on nor used by a connection from `localIp`). */
+  freePort(localIp: number): number {
+    const [lo, hi] = this.ephemeral
+    const span = hi - lo + 1
+    const start = Math.floor(Math.random() * span)
+    for (let i = 0; i < span; i++) {
+      const p = lo + ((start + i) % span)
+      if (this.listeners.has(p)) continue
+      let used = false
+      this.flows.forEach(c => { if (c.localIp === localIp && c.stage.tcb.localPort === p) used = true })
+      if (!used) return p
+    }
+    throw new ConfigError(`TCP listen: no free port in ${lo}-${hi} on ${localIp >>> 0}`)
   }
 
   private pickPort(localIp: number, remote: number, remotePort: number): number {

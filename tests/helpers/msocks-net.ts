@@ -44,6 +44,10 @@ export interface MsocksNetOptions {
   clientTcb?: TcbConfig
   /** The SOCKS handler splices after the reply [true]; false relays (control mode). */
   socksSplice?: boolean
+  /** The SOCKS handler accepts BIND / MBIND [false]. */
+  bind?: boolean
+  /** Its BIND timeout (virtual ms). */
+  bindTimeoutMs?: number
 }
 
 /** A wire whose lanes can be cut (hard hand-off: nothing more crosses) and restored. */
@@ -97,7 +101,7 @@ export function msocksNet(o: MsocksNetOptions = {}) {
   const socksLog: Socks5LogEvent[] = []
   const msocksLog: MsocksLogEvent[] = []
   const msocks = new MsocksService({ onLog: e => msocksLog.push(e) })
-  const handler = socks5Proxy({ users: USERS, rules: [{ action: 'allow', dst: '10.0.1.0/24' }], msocks, onLog: e => socksLog.push(e), splice: o.socksSplice ?? true, ...(o.mode ? { mode: o.mode } : {}) })
+  const handler = socks5Proxy({ users: USERS, rules: [{ action: 'allow', dst: '10.0.1.0/24' }], msocks, onLog: e => socksLog.push(e), splice: o.socksSplice ?? true, ...(o.mode ? { mode: o.mode } : {}), bind: o.bind ?? false, ...(o.bindTimeoutMs !== undefined ? { bindTimeoutMs: o.bindTimeoutMs } : {}) })
   const fw = new ProxyForwarder({ host: p, tcp: tcpP, port: PROXY_PORT, handler, tcb, ...(o.layout ? { layout: o.layout } : {}) })
   const resplicer = new Resplicer(fw, msocks)
   /** A socket factory for MobileSocket over the client host's TCP (the route picks the interface). */

@@ -16,11 +16,12 @@
  * Splicing completes at once (no 'splicing' state) unless `holdSplice` is set.
  */
 import { Random } from '../../core/random.js'
-import type { Endpoint, ProxyHandler, ProxySessionApi, SessionCounters, SessionState, SpliceOptions } from '../../stages/proxy/session.js'
+import type { BoundAddress, Endpoint, ProxyHandler, ProxySessionApi, SessionCounters, SessionState, SpliceOptions } from '../../stages/proxy/session.js'
 
 /** One call a handler made. */
 export type Call =
   | { op: 'connect'; ip: number; port: number }
+  | { op: 'acceptFrom'; ip: number; timeoutMs: number }
   | { op: 'writeToClient'; data: Uint8Array }
   | { op: 'writeToServer'; data: Uint8Array }
   | { op: 'relay' }
@@ -33,6 +34,9 @@ export type Call =
 export const CLIENT: Endpoint = { localIp: 0x0a000001, localPort: 1080, remoteIp: 0x0a000002, remotePort: 40000 }
 /** Our side of the server connection (BND.ADDR in SOCKS): 10.0.1.1:50123. */
 export const SERVER_LOCAL = { localIp: 0x0a000101, localPort: 50123 }
+
+/** Where `acceptFrom` listens (BND.ADDR/BND.PORT of a BIND's first reply): 10.0.1.1:40500. */
+export const BIND_LOCAL: BoundAddress = { ip: 0x0a000101, port: 40500 }
 
 let nextId = 1
 
@@ -101,6 +105,16 @@ export class FakeSession implements ProxySessionApi {
     if (!(Number.isInteger(port) && port > 0 && port < 65536)) throw new Error(`fake: connect(): bad port ${port}`)
     this.calls.push({ op: 'connect', ip, port })
     this.connectedTo = { ip: ip >>> 0, port }
+  }
+
+  /** Records the call; `connectedTo` becomes `{ ip, port: 0 }` (the server's port is known at `serverOpen`). */
+  acceptFrom(ip: number, timeoutMs: number): BoundAddress {
+    this.expectControl('acceptFrom')
+    if (this.connectedTo !== null) throw new Error('fake: acceptFrom() after connect() or acceptFrom()')
+    if (!(timeoutMs > 0)) throw new Error(`fake: acceptFrom(): bad timeout ${timeoutMs}`)
+    this.calls.push({ op: 'acceptFrom', ip, timeoutMs })
+    this.connectedTo = { ip: ip >>> 0, port: 0 }
+    return { ...BIND_LOCAL }
   }
 
   writeToClient(data: Uint8Array): void {
@@ -210,9 +224,9 @@ export class FakeSession implements ProxySessionApi {
   }
 
   /** Connection B is established. */
-  serverOpen(local: { localIp: number; localPort: number } = SERVER_LOCAL): void {
+  serverOpen(local: { localIp: number; localPort: number } = SERVER_LOCAL, remotePort?: number): void {
     if (this.connectedTo === null) throw new Error('fake: serverOpen() without connect()')
-    this.server = { ...local, remoteIp: this.connectedTo.ip, remotePort: this.connectedTo.port }
+    this.server = { ...local, remoteIp: this.connectedTo.ip, remotePort: remotePort ?? this.connectedTo.port }
     this.cb(h => h.onServerOpen?.(this))
   }
 

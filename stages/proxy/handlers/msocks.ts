@@ -18,6 +18,9 @@
  *     |VER | REP | RSV | ATYP | BND.ADDR | BND.PORT |   ID   |
  *     | 05 | 00  | 00  |  01  |    4     |    2     |   16   |   = 26 octets
  *     A failure reply is the plain 10-octet RFC 1928 reply (no ID) and the proxy closes.
+ *  MBIND (CMD X'82', with `socks5Proxy({ bind: true })`): a BIND whose first reply is the
+ *     plain 10-octet one (BND = where the server connects) and whose second reply (BND =
+ *     the server's address) has the MCONNECT reply's form, with the identifier.
  *  RECONNECT request (on a new connection to the same proxy, after method/auth):
  *     +----+-----+-----+------+-----------+--------------+
  *     |VER | CMD | RSV |  ID  | DATA_READ | DATA_WRITTEN |
@@ -48,6 +51,12 @@ import { SOCKS5_VERSION, type Socks5Parse } from './socks5.js'
 
 /** CMD of an MCONNECT request: a CONNECT whose success reply carries a connection identifier. */
 export const MSOCKS_CMD_CONNECT = 0x80
+/**
+ * CMD of an MBIND request: a BIND (RFC 1928 §4) whose second reply (the server connected
+ * in) carries a connection identifier, like an MCONNECT reply; the first reply is the
+ * plain 10-octet one.
+ */
+export const MSOCKS_CMD_BIND = 0x82
 /** CMD of a RECONNECT request. */
 export const MSOCKS_CMD_RECONNECT = 0x81
 /** Octets of a connection identifier. */

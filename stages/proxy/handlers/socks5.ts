@@ -1,6 +1,7 @@
 /**
  * SOCKS5: the SOCKS Protocol Version 5 (RFC 1928) with username/password
- * authentication (RFC 1929), CONNECT only, spliced after the server reply.
+ * authentication (RFC 1929), CONNECT and (when enabled) BIND, spliced after the reply
+ * that completes the server connection.
  *
  * Read first: RFC 1928 §3 (method negotiation), §4 (requests), §5 (addressing),
  * §6 (replies); RFC 1929 §2 (username/password sub-negotiation).
@@ -21,10 +22,22 @@
  * - Domain names (ATYP 03) need a `resolve` option; without one they get REP 08 "address
  *   type not supported" (this proxy does not support that type); a name `resolve` cannot
  *   map gets REP 04 "host unreachable". IPv6 (ATYP 04) gets REP 08.
- * - BIND and UDP ASSOCIATE get REP 07 "command not supported" (BIND is a later extension:
- *   the parsers and reply builders are exported for it).
+ * - UDP ASSOCIATE gets REP 07 "command not supported"; so does BIND unless the `bind`
+ *   option is set (a BIND opens a port on the proxy: off unless asked for).
+ * - BIND (RFC 1928 §4, §6): DST.ADDR/DST.PORT go through the rules like a CONNECT's (port
+ *   0 allowed: the client rarely knows the server's port). The proxy listens on a fresh
+ *   port of its address towards DST.ADDR (`s.acceptFrom`) and sends the first reply with
+ *   that BND.ADDR/BND.PORT; only DST.ADDR may connect (any port; others get a RST); when
+ *   it did, the second reply carries its address and port and the session splices. No
+ *   connection within `bindTimeoutMs`: a second reply REP 04 and close.
+ * ```
+ *  VER 02 RSV ATYP DST.ADDR DST.PORT ─▶  'request'  rules, acceptFrom(DST.ADDR) ─ listen
+ *                       ◀───────  VER 00 RSV 01 BND.ADDR BND.PORT   (where the server connects)
+ *                       ◀───────  VER 00 RSV 01 SRV.ADDR SRV.PORT  ◀── the server connects in: splice
+ * ```
  * - With the `msocks` option, MSOCKS's MCONNECT (CMD X'80': a CONNECT whose reply carries
- *   a connection identifier) and RECONNECT (X'81') are accepted; see `./msocks.ts`.
+ *   a connection identifier) and RECONNECT (X'81') are accepted; see `./msocks.ts`. With
+ *   `msocks` and `bind`, MBIND (X'82'): a BIND whose second reply carries an identifier.
  * - The RSV octet of a request is not checked.
  * - A greeting or sub-negotiation with a wrong version, or a request with a wrong version,
  *   closes the connection without a reply: the peer does not speak SOCKS5.
@@ -37,8 +50,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { formatIPv4, parseIPv4 } from '../../../core/bytes.js'
 import { ConfigError } from '../../../core/errors.js'
-import type { ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
-import { MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MsocksRep, buildReconnectReply, parseReconnect, type MsocksService } from './msocks.js'
+import type { BoundAddress, ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import { MSOCKS_CMD_BIND, MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MsocksRep, buildReconnectReply, parseReconnect, type MsocksService } from './msocks.js'
 
 // ------------------------------------------------------------------ protocol constants
 
@@ -104,6 +117,9 @@ export type Socks5ReplyCode = (typeof Socks5Rep)[keyof typeof Socks5Rep]
 
 /** Length of a reply with an IPv4 BND.ADDR: VER REP RSV ATYP + 4 + 2. */
 export const SOCKS5_REPLY_LENGTH = 10
+
+/** Default of {@link Socks5Options.bindTimeoutMs}: how long a BIND waits for the server to connect. */
+export const SOCKS5_BIND_TIMEOUT_MS = 30_000
 
 /** Most early data (sent after the request, before the reply) kept per session; more resets the session. */
 export const SOCKS5_MAX_EARLY_DATA = 65536
@@ -452,6 +468,18 @@ export type Socks5LogEvent =
     readonly reason: string
   }
   | {
+    /** A BIND listens: the first reply went out with this address. */
+    readonly type: 'bound'
+    /** Session id. */
+    readonly session: number
+    /** BND.ADDR of the first reply (u32). */
+    readonly ip: number
+    /** BND.PORT of the first reply. */
+    readonly port: number
+    /** The only address that may connect (DST.ADDR). */
+    readonly expect: number
+  }
+  | {
     /** The server connection is open; the success reply goes out. */
     readonly type: 'connected'
     /** Session id. */
@@ -508,6 +536,10 @@ export interface Socks5Options {
    * get REP X'07' like any unknown command.
    */
   msocks?: MsocksService
+  /** Accept BIND (and, with `msocks`, MBIND) [false: REP X'07']. */
+  bind?: boolean
+  /** How long a BIND waits for the server to connect [{@link SOCKS5_BIND_TIMEOUT_MS}]. */
+  bindTimeoutMs?: number
 }
 
 /** Where a session is in the protocol. */
@@ -528,6 +560,8 @@ interface Socks5State {
   port: number
   /** MCONNECT: the reply carries a connection identifier. */
   mobile: boolean
+  /** BIND: the server connects in; the second reply carries its address. */
+  bind: boolean
 }
 
 const KEY = 'socks5'
@@ -544,11 +578,14 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
   const base: SpliceOptions = opts.mode === undefined ? {} : { mode: opts.mode }
   const log = opts.onLog ?? null
   const msocks = opts.msocks ?? null
+  const bindOn = opts.bind ?? false
+  const bindTimeoutMs = opts.bindTimeoutMs ?? SOCKS5_BIND_TIMEOUT_MS
+  if (!(Number.isFinite(bindTimeoutMs) && bindTimeoutMs > 0)) throw new ConfigError(`socks5Proxy: bindTimeoutMs must be a number > 0 (ms), got ${String(opts.bindTimeoutMs)}`)
 
   const state = (s: ProxySessionApi): Socks5State => {
     let st = s.data[KEY] as Socks5State | undefined
     if (st === undefined) {
-      st = { phase: 'greeting', buf: EMPTY, user: null, early: [], earlyBytes: 0, dst: '', port: 0, mobile: false }
+      st = { phase: 'greeting', buf: EMPTY, user: null, early: [], earlyBytes: 0, dst: '', port: 0, mobile: false, bind: false }
       s.data[KEY] = st
     }
     return st
@@ -592,9 +629,16 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
         if (msocks === null) return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, `command ${req.cmd} (MCONNECT) needs msocks`)
         st.mobile = true
         break
-      // BIND would go here: parse, check rules, then listen. (RECONNECT is parsed before
-      // parseRequest: its body is not an address.)
       case Socks5Cmd.Bind:
+        if (!bindOn) return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, 'BIND is off (socks5Proxy({ bind: true }) enables it)')
+        st.bind = true
+        break
+      case MSOCKS_CMD_BIND:
+        if (msocks === null || !bindOn) return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, `command ${req.cmd} (MBIND) needs msocks and bind`)
+        st.bind = true
+        st.mobile = true
+        break
+      // (RECONNECT is parsed before parseRequest: its body is not an address.)
       case Socks5Cmd.UdpAssociate:
       default:
         return refuse(s, st, req, null, Socks5Rep.CommandNotSupported, `command ${req.cmd} not supported`)
@@ -621,7 +665,21 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
     // No open relay: only an allow rule lets a request through.
     const v = check(ip, req.port, st.user)
     if (!v.allowed) return refuse(s, st, req, ip, Socks5Rep.NotAllowed, v.reason)
-    if (req.port === 0) return refuse(s, st, req, ip, Socks5Rep.HostUnreachable, 'port 0')
+    if (req.port === 0 && !st.bind) return refuse(s, st, req, ip, Socks5Rep.HostUnreachable, 'port 0')
+    if (st.bind) {
+      let at: BoundAddress
+      try {
+        at = s.acceptFrom(ip, bindTimeoutMs)
+      } catch (err) {
+        return refuse(s, st, req, ip, Socks5Rep.NetworkUnreachable, `cannot listen for ${formatIPv4(ip)}: ${(err as Error).message}`)
+      }
+      log?.({ type: 'request', session: s.id, cmd: req.cmd, dst: st.dst, ip, port: req.port, user: st.user, allowed: true, reply: Socks5Rep.Succeeded, reason: v.reason })
+      log?.({ type: 'bound', session: s.id, ip: at.ip, port: at.port, expect: ip })
+      st.phase = 'connecting'
+      // RFC 1928 §6: the first BIND reply says where the server is to connect.
+      s.writeToClient(buildReply(Socks5Rep.Succeeded, at.ip, at.port))
+      return true
+    }
     log?.({ type: 'request', session: s.id, cmd: req.cmd, dst: st.dst, ip, port: req.port, user: st.user, allowed: true, reply: Socks5Rep.Succeeded, reason: v.reason })
     st.phase = 'connecting'
     s.connect(ip, req.port)
@@ -744,8 +802,11 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
       for (const c of st.early) s.writeToServer(c)
       log?.({ type: 'connected', session: s.id, dst: st.dst, port: st.port, earlyBytes: st.earlyBytes })
       st.early = []
-      // RFC 1928 §6: BND.ADDR/BND.PORT are the address the server sees: our side of connection B.
-      let reply = buildReply(Socks5Rep.Succeeded, s.server?.localIp ?? 0, s.server?.localPort ?? 0)
+      // RFC 1928 §6: BND.ADDR/BND.PORT are the address the server sees: our side of
+      // connection B; in BIND's second reply, the address of the host that connected.
+      let reply = st.bind
+        ? buildReply(Socks5Rep.Succeeded, s.server?.remoteIp ?? 0, s.server?.remotePort ?? 0)
+        : buildReply(Socks5Rep.Succeeded, s.server?.localIp ?? 0, s.server?.localPort ?? 0)
       if (st.mobile) reply = concat(reply, msocks!.issue(s, st.user))
       if (doSplice) {
         // The reply is the proxy's last word: splice once it went out, and nothing after it
