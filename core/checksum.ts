@@ -8,7 +8,8 @@
  *
  * Speed (profiled at 50% of FWD's time at 1460-byte segments): ranges of 64
  * bytes or more are summed as 32-bit big-endian words through a
- * `DataView` over the range's `ArrayBuffer`. A 32-bit word `hi·2^16 + lo` is congruent to
+ * `DataView` over the range's `ArrayBuffer` (read little-endian and swapped back per block,
+ * RFC 1071 §2(B)). A 32-bit word `hi·2^16 + lo` is congruent to
  * `hi + lo` modulo 2^16 - 1, so adding whole words and folding once gives the same ones'
  * complement sum as adding 16-bit words (RFC 1071 §2(C), deferred carries), at one load and
  * one add per 4 bytes. The view is made once per `ArrayBuffer` and cached (pooled frames
@@ -70,22 +71,29 @@ export function sumBytes(b: Uint8Array, off: number, len: number, sum = 0): numb
   let i = b.byteOffset + off
   const end = i + len
   // 32-bit words from `off` on keep the 16-bit word boundaries (the range is summed from its
-  // own start), so no alignment or byte swap is needed; DataView reads unaligned words.
+  // own start), so no alignment is needed: DataView reads unaligned words. They are read
+  // little-endian (a plain load on little-endian hosts, no swap per word; DataView fixes the
+  // order on any host), which sums byte-swapped 16-bit words; the ones' complement sum of swapped
+  // words is the swapped sum (RFC 1071 §2(B)), so each block's folded sum is swapped back.
   while (end - i >= 4) {
     const stop = Math.min(end, i + BLOCK)
     // Two accumulators: the float adds of one do not wait on the other's.
     let s0 = 0
     let s1 = 0
     for (; i + 32 <= stop; i += 32) {
-      s0 += dv.getUint32(i) + dv.getUint32(i + 4) + dv.getUint32(i + 8) + dv.getUint32(i + 12)
-      s1 += dv.getUint32(i + 16) + dv.getUint32(i + 20) + dv.getUint32(i + 24) + dv.getUint32(i + 28)
+      s0 += dv.getUint32(i, true) + dv.getUint32(i + 4, true) + dv.getUint32(i + 8, true) + dv.getUint32(i + 12, true)
+      s1 += dv.getUint32(i + 16, true) + dv.getUint32(i + 20, true) + dv.getUint32(i + 24, true) + dv.getUint32(i + 28, true)
     }
-    for (; i + 4 <= stop; i += 4) s0 += dv.getUint32(i)
-    // Reduce the block below 2^22, keeping it modulo 0xffff (2^32 ≡ 2^16 ≡ 1) and nonzero iff it was.
-    const s = s0 + s1
-    const hi = Math.floor(s / 4294967296)
-    const lo = s - hi * 4294967296
-    sum += (lo >>> 16) + (lo & 0xffff) + hi
+    for (; i + 4 <= stop; i += 4) s0 += dv.getUint32(i, true)
+    // Fold the block to 16 bits, keeping it modulo 0xffff (2^32 ≡ 2^16 ≡ 1) and nonzero
+    // iff it was, then swap its bytes back to network order.
+    const w = s0 + s1
+    const hi = Math.floor(w / 4294967296)
+    const lo = w - hi * 4294967296
+    let f = (lo >>> 16) + (lo & 0xffff) + hi
+    f = (f >>> 16) + (f & 0xffff)
+    f = (f >>> 16) + (f & 0xffff)
+    sum += ((f & 0xff) << 8) | (f >>> 8)
   }
   if (end - i >= 2) {
     sum += dv.getUint16(i)
