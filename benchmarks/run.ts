@@ -18,9 +18,10 @@ import { tcpSuite } from './tcp.bench.js'
 import { scoutSegmentSuite } from './suites/scout-segment.js'
 import { spliceCostSuite } from './suites/splice-cost.js'
 import { memorySuite } from './suites/memory.js'
+import { checksumSuite } from './suites/checksum.js'
 
 /** Every suite, in report order. */
-export const SUITES: Suite[] = [corePathSuite, ipRouterSuite, tcpSuite, scoutSegmentSuite, spliceCostSuite, memorySuite]
+export const SUITES: Suite[] = [corePathSuite, ipRouterSuite, tcpSuite, scoutSegmentSuite, spliceCostSuite, memorySuite, checksumSuite]
 
 /** Options of {@link runBenchmarks}. */
 export interface RunOptions {

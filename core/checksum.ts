@@ -2,13 +2,51 @@
  * The Internet checksum (RFC 1071) and its incremental update (RFC 1624), shared by IP,
  * ICMP, TCP and the FWD stages.
  *
- * Sums are kept as unfolded 32-bit-safe accumulators while adding, and folded to 16 bits
- * at the end. All functions work on `Uint8Array` ranges and allocate nothing.
+ * Sums are kept as unfolded accumulators (exact in a float64 below 2^53) while adding, and
+ * folded to 16 bits at the end. All functions work on `Uint8Array` ranges and allocate
+ * nothing per call (beyond one cached `DataView` the first time an `ArrayBuffer` is seen).
+ *
+ * Speed (profiled at 50% of FWD's time at 1460-byte segments): ranges of 64 bytes or more
+ * are summed as 32-bit words through a `DataView` over the range's `ArrayBuffer`. A 32-bit
+ * word `hi·2^16 + lo` is congruent to `hi + lo` modulo 2^16 - 1, so adding whole words and
+ * folding once gives the same ones' complement sum as adding 16-bit words (RFC 1071 §2(C),
+ * deferred carries), at one load and one add per 4 bytes. The words are read
+ * little-endian (a plain load on the hosts we run on) and the folded sum is swapped back
+ * (§2(B), byte-order independence). The view is made once per `ArrayBuffer` and cached
+ * (pooled frames share a few slabs), so the hot path allocates nothing.
+ * `benchmarks/suites/checksum.ts` measures it against the previous byte-wise loop.
  * @module
  */
 
-/** Adds the 16-bit big-endian words of `b[off..off+len)` to `sum` (odd trailing byte padded with zero). Returns the unfolded sum. */
-export function sumBytes(b: Uint8Array, off: number, len: number, sum = 0): number {
+// Ranges shorter than this are summed byte-wise: below it the view lookup and the block
+// reduction cost more than they save (IP headers, bare ACKs).
+const WIDE_MIN = 64
+
+/** Bytes summed per block of 32-bit words before the block's accumulators are reduced: 2^18 words of < 2^32 stay below 2^50. */
+const BLOCK = 1 << 20
+
+// The view of the last buffer seen (the common case: consecutive frames from one pool
+// slab), then a weak map for the others: neither keeps a buffer alive beyond the last one.
+let lastBuffer: ArrayBufferLike | null = null
+let lastView: DataView | null = null
+const views = new WeakMap<ArrayBufferLike, DataView>()
+
+function viewOf(buffer: ArrayBufferLike): DataView {
+  if (buffer === lastBuffer) return lastView!
+  let v = views.get(buffer)
+  if (v === undefined) {
+    v = new DataView(buffer)
+    views.set(buffer, v)
+  }
+  lastBuffer = buffer
+  lastView = v
+  return v
+}
+
+// Byte-wise, 16-bit big-endian words: short ranges, and ranges reaching outside `b`, whose
+// missing bytes count as zero (undefined in a bitwise expression) as they always have; the
+// DataView would read a neighbour's bytes in the same slab or throw a RangeError.
+function sumNarrow(b: Uint8Array, off: number, len: number, sum: number): number {
   let i = off
   const end = off + len
   const even = end - ((end - off) & 1)
@@ -18,6 +56,50 @@ export function sumBytes(b: Uint8Array, off: number, len: number, sum = 0): numb
   }
   for (; i < even; i += 2) sum += (b[i]! << 8) | b[i + 1]!
   if (i < end) sum += b[i]! << 8
+  return sum
+}
+
+/**
+ * Adds the 16-bit big-endian words of `b[off..off+len)` to `sum` (odd trailing byte padded
+ * with zero). Returns the unfolded sum: congruent modulo 0xffff to `sum` plus the words, and
+ * zero only if both are, so {@link fold} of it is the ones' complement sum, and it can be
+ * passed as `sum` to a further call over the following (even-offset) bytes.
+ */
+export function sumBytes(b: Uint8Array, off: number, len: number, sum = 0): number {
+  if (len < WIDE_MIN || off < 0 || off + len > b.length) return sumNarrow(b, off, len, sum)
+  const dv = viewOf(b.buffer)
+  let i = b.byteOffset + off
+  const end = i + len
+  // 32-bit words from `off` on keep the 16-bit word boundaries (the range is summed from its
+  // own start), so no alignment is needed: DataView reads unaligned words. They are read
+  // little-endian (a plain load on little-endian hosts, no swap per word; DataView fixes the
+  // order on any host), which sums byte-swapped 16-bit words; the ones' complement sum of swapped
+  // words is the swapped sum (RFC 1071 §2(B)), so each block's folded sum is swapped back.
+  while (end - i >= 4) {
+    const stop = Math.min(end, i + BLOCK)
+    // Two accumulators: the float adds of one do not wait on the other's.
+    let s0 = 0
+    let s1 = 0
+    for (; i + 32 <= stop; i += 32) {
+      s0 += dv.getUint32(i, true) + dv.getUint32(i + 4, true) + dv.getUint32(i + 8, true) + dv.getUint32(i + 12, true)
+      s1 += dv.getUint32(i + 16, true) + dv.getUint32(i + 20, true) + dv.getUint32(i + 24, true) + dv.getUint32(i + 28, true)
+    }
+    for (; i + 4 <= stop; i += 4) s0 += dv.getUint32(i, true)
+    // Fold the block to 16 bits, keeping it modulo 0xffff (2^32 ≡ 2^16 ≡ 1) and nonzero
+    // iff it was, then swap its bytes back to network order.
+    const w = s0 + s1
+    const hi = Math.floor(w / 4294967296)
+    const lo = w - hi * 4294967296
+    let f = (lo >>> 16) + (lo & 0xffff) + hi
+    f = (f >>> 16) + (f & 0xffff)
+    f = (f >>> 16) + (f & 0xffff)
+    sum += ((f & 0xff) << 8) | (f >>> 8)
+  }
+  if (end - i >= 2) {
+    sum += dv.getUint16(i)
+    i += 2
+  }
+  if (i < end) sum += dv.getUint8(i) << 8
   return sum
 }
 
