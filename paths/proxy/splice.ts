@@ -165,6 +165,15 @@ export class SpliceEngine {
     this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: n === undefined ? null : seqAdd(s.spliceServerMark ?? snapB.rcvNxt, n) })
     w.fwd = pre
     w.mode = mode
+    const at = this.legs.get(w)!.unspliceAt
+    if (at !== null) {
+      // The unsplice point may be reached (or be behind us) while the old TCBs drain:
+      // from then on new data is held for the TCBs the unsplice will build (an HTTP
+      // client's next request must reach the proxy, not the server).
+      const left = seqDiff(at, pre.ba.highSeq)
+      if (left <= 0) pre.holdNewData()
+      else pre.notifyAt(Dir.Backward, left, () => pre.holdNewData())
+    }
     this.fw.stats.splicing++
     for (const [t, other] of [[A, B], [B, A]] as const) {
       t.app = { onData() {} }
@@ -234,16 +243,13 @@ export class SpliceEngine {
       ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,
       ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
     }
-    let fin: FwdStage
-    if (legs.mode === 'fwd') {
-      fin = new FwdStage(base)
-      path.replace(pre, pre, [fin])
-    } else {
-      const before = path.stages[pre.index - 1]!
-      const after = path.stages[pre.index + 1]!
-      fin = new IpFwdStage({ ...base, abNextHop: this.nextHop(w.b!.remoteIp), baNextHop: this.nextHop(w.a.remoteIp) })
-      path.replace(before, after, [fin])
-    }
+    const fin: FwdStage = legs.mode === 'fwd'
+      ? new FwdStage(base)
+      : new IpFwdStage({ ...base, abNextHop: this.nextHop(w.b!.remoteIp), baNextHop: this.nextHop(w.a.remoteIp) })
+    // Before the replace: a detached FWD frees what it holds.
+    if (pre.holdingNewData) fin.adoptHeld(pre)
+    if (legs.mode === 'fwd') path.replace(pre, pre, [fin])
+    else path.replace(path.stages[pre.index - 1]!, path.stages[pre.index + 1]!, [fin])
     pre.onEnd = null
     pre.a.tcp.tcb.dispose()
     pre.b.tcp.tcb.dispose()

@@ -128,6 +128,8 @@ export class FwdStage extends Stage {
   readonly trustChecksums: boolean
   private watch: SeqWatch | null = null
   private quiesce: (() => void) | null = null
+  /** Hold new data although no unsplice waits yet ({@link FwdStage.holdNewData}). */
+  private holdNew = false
   /** Segments held while unsplicing, in arrival order, and their directions. */
   private held: Msg[] = []
   private heldDirs: DirT[] = []
@@ -197,10 +199,42 @@ export class FwdStage extends Stage {
   quiesceThen(fn: (() => void) | null): void {
     this.quiesce = fn
     if (fn !== null) return this.checkWatches()
+    this.holdNew = false
     const held = this.held
     const dirs = this.heldDirs
     this.clearHeld()
     for (let i = 0; i < held.length; i++) this.deliver(held[i]!, dirs[i]!)
+  }
+
+  /**
+   * Holds new data from now on, as {@link FwdStage.quiesceThen} does, for an unsplice that
+   * is certain to follow but cannot start yet: the preliminary FWD forwarded an HTTP
+   * response's last byte while the old TCBs still drain, and the client's next request
+   * must reach the proxy, not the server. The final FWD takes the held segments over
+   * ({@link FwdStage.adoptHeld}) and unsplices at once; cancelling the quiesce forwards them.
+   */
+  holdNewData(): void {
+    this.holdNew = true
+  }
+
+  /** True once {@link FwdStage.holdNewData} was called (and not cancelled). */
+  get holdingNewData(): boolean {
+    return this.holdNew
+  }
+
+  /** Takes over the segments `from` holds (the stage it replaces), and holds new data too. */
+  adoptHeld(from: FwdStage): void {
+    for (let i = 0; i < from.held.length; i++) {
+      this.held.push(from.held[i]!)
+      this.heldDirs.push(from.heldDirs[i]!)
+    }
+    for (const d of [0, 1]) {
+      this.heldBytes[d]! += from.heldBytes[d]!
+      const t = from.heldTsMin[d]!
+      if (t >= 0 && (this.heldTsMin[d]! < 0 || seqGt(this.heldTsMin[d]!, t))) this.heldTsMin[d] = t
+    }
+    from.clearHeld()
+    this.holdNew = true
   }
 
   /** True while an unsplice waits for the peers' ACKs. */
@@ -277,7 +311,7 @@ export class FwdStage extends Stage {
         return -1
       }
     }
-    if (this.quiesce !== null || this.tap !== null) {
+    if (this.quiesce !== null || this.holdNew || this.tap !== null) {
       if (this.slowChecks(msg, dir, tcp, srcIp, dstIp)) return -1
     }
     const forward = dir === Dir.Forward
@@ -317,7 +351,7 @@ export class FwdStage extends Stage {
     const flags = buf[tcp + TcpField.FLAGS]!
     const len = msg.end - tcp - hlen
     const segEnd = seqAdd(seq, len + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
-    if (this.quiesce !== null && (flags & (TcpFlag.RST | TcpFlag.SYN)) === 0 && hlen >= 20 && tcp + hlen <= msg.end && seqGt(segEnd, d.highSeq)) {
+    if ((this.quiesce !== null || this.holdNew) && (flags & (TcpFlag.RST | TcpFlag.SYN)) === 0 && hlen >= 20 && tcp + hlen <= msg.end && seqGt(segEnd, d.highSeq)) {
       this.hold(msg, dir, d, tcp, hlen, seq, len, flags, srcIp, dstIp)
       return true
     }
