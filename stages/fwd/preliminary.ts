@@ -25,7 +25,7 @@
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, type Msg } from '../../core/msg.js'
+import { allocMsg, checksumVouched, type Msg } from '../../core/msg.js'
 import { seqDiff, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -121,7 +121,7 @@ export class PreliminaryFwdStage extends FwdStage {
     const dstIp = get32(buf, msg.l3 + 16)
     const v = msg.vnet
     // Verified here, before the old TCB or a checksum recompute below sees it.
-    if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
+    if (!this.trustChecksums && !checksumVouched(v) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
       return this.drop(msg, 'bad-checksum')
     }
     if (!leg.tcp.tcb.drained) {
