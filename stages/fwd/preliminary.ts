@@ -24,8 +24,8 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, checksumVouched, type Msg } from '../../core/msg.js'
+import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
+import { allocMsg, checksumVouched, VNET_F_NEEDS_CSUM, type Msg, type VnetHeader } from '../../core/msg.js'
 import { seqDiff, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -85,9 +85,11 @@ function stripSack(buf: Uint8Array, tcp: number): void {
 }
 
 /** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
-function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number): void {
-  set16(buf, tcp + TcpField.CHECKSUM, 0)
+function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number, v: VnetHeader | null): void {
   const len = end - tcp
+  // NEEDS_CSUM: the field holds only the pseudo-header sum; the device sums the rest (virtio §5.1.6.2).
+  if (v !== null && (v.flags & VNET_F_NEEDS_CSUM) !== 0) return set16(buf, tcp + TcpField.CHECKSUM, fold(pseudoHeaderSum(src, dst, 6, len)))
+  set16(buf, tcp + TcpField.CHECKSUM, 0)
   set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
 }
 
@@ -151,7 +153,7 @@ export class PreliminaryFwdStage extends FwdStage {
         const wnd = get16(buf, tcp + TcpField.WINDOW) * (1 << d.inShift)
         set16(buf, tcp + TcpField.WINDOW, Math.floor(Math.max(0, wnd - short) / (1 << d.inShift)))
         stripSack(buf, tcp)
-        refill(buf, tcp, msg.end, srcIp, dstIp)
+        refill(buf, tcp, msg.end, srcIp, dstIp, msg.vnet)
       }
     }
     const chop = this.rewrite(msg, dir, tcp, srcIp, dstIp)
@@ -186,7 +188,7 @@ export class PreliminaryFwdStage extends FwdStage {
       const other = dir === Dir.Forward ? this.ba : this.ab
       other.tsecrOffset = d.tsvalOffset
       set32(buf, ts + 2, to.tsLastOut)
-      refill(buf, msg.off, msg.end, d.outSrcIp, d.outDstIp)
+      refill(buf, msg.off, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     } else to.tsLastOut = val
   }
 
@@ -218,7 +220,7 @@ export class PreliminaryFwdStage extends FwdStage {
       const val = get32(buf, ts + 2)
       if (seqLt(val, leg.tsLastOut)) {
         set32(buf, ts + 2, leg.tsLastOut)
-        refill(buf, msg.off, msg.end, leg.tcp.localIp, leg.tcp.remoteIp)
+        refill(buf, msg.off, msg.end, leg.tcp.localIp, leg.tcp.remoteIp, msg.vnet)
       } else leg.tsLastOut = val
     }
     this.originate(msg, toPeer)
