@@ -1,7 +1,7 @@
 // The proxy between Linux kernel peers over TAP devices opened with IFF_VNET_HDR + TSO:
 // the kernels hand us GSO super-segments (up to 64 KB) with partial checksums (NEEDS_CSUM:
 // the checksum field holds the pseudo-header sum only) and accept ours.
-//   1. plug gateway, 1-path x relay/fwd/ipfwd: 4 MB down spliced mid-download (fwd, ipfwd:
+//   1. plug gateway, 1-path x relay/fwd/ipfwd and 2-path x relay/ipfwd: 4 MB down spliced mid-download (fwd, ipfwd:
 //      the preliminary FWD and the draining TCBs see super-segments), then 4 MB up;
 //      SHA-256 on both ends equal the expected streams
 //   2. every frame we write to either TAP is checked as the device would complete it: a
@@ -86,8 +86,9 @@ function audit(dev: TapDevice, mss: number): TxAudit {
   return a
 }
 
-for (const mode of ['relay', 'fwd', 'ipfwd'] as const) {
-  t.test(`VNET_HDR+TSO, plug gateway 1-path ${mode}: 4 MB down${mode === 'relay' ? '' : ` spliced to ${mode} mid-download`}, then 4 MB up`, { skip: unavailable ?? false }, async t => {
+const CASES = [['1-path', 'relay'], ['1-path', 'fwd'], ['1-path', 'ipfwd'], ['2-path', 'relay'], ['2-path', 'ipfwd']] as const
+for (const [layout, mode] of CASES) {
+  t.test(`VNET_HDR+TSO, plug gateway ${layout} ${mode}: 4 MB down${mode === 'relay' ? '' : ` spliced to ${mode} mid-download`}, then 4 MB up`, { skip: unavailable ?? false }, async t => {
     const net = await proxyKernelNet('pvo', { offloads: 'tso' })
     t.teardown(() => net.close())
     t.ok(net.devC.offloads.tso && net.devS.offloads.tso, 'both TAPs offer TSO')
@@ -97,7 +98,7 @@ for (const mode of ['relay', 'fwd', 'ipfwd'] as const) {
     let fwd = null as FwdStage | null
     const errors: string[] = []
     const fw = net.forwarder({
-      port: 1080, layout: '1-path', mode: 'fwd', lingerMs: 1000,
+      port: 1080, layout, mode: 'fwd', lingerMs: 1000,
       handler: plugGateway({
         port: 5001,
         onServerOpen: s => { if (mode !== 'relay') request = spliceAfter(s, N >> 2, { mode }) },
