@@ -27,6 +27,25 @@ export interface VnetHeader {
   csumOffset: number
 }
 
+/**
+ * True when the device vouches for the frame's transport checksum, so a receiver must not
+ * verify it: DATA_VALID (the device checked it), or NEEDS_CSUM (the frame comes from the
+ * sending stack itself, whose checksum field holds only the pseudo-header sum; the data
+ * is trusted: virtio spec §5.1.6.2.1 and Linux's CHECKSUM_PARTIAL, skbuff.h).
+ */
+export function checksumVouched(v: VnetHeader | null): boolean {
+  return v !== null && (v.flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0
+}
+
+/** VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum is partial, the device (or the next hop) completes it. */
+export const VNET_F_NEEDS_CSUM = 1
+/** VIRTIO_NET_HDR_F_DATA_VALID: the checksum was already verified. */
+export const VNET_F_DATA_VALID = 2
+/** VIRTIO_NET_HDR_GSO_TCPV4. */
+export const VNET_GSO_TCPV4 = 1
+/** VIRTIO_NET_HDR_GSO_ECN (a flag on the GSO type: the segments carry CWR). */
+export const VNET_GSO_ECN = 0x80
+
 /** One packet. Fields are public for speed on the fast path; treat `buf` as owned by the Msg. */
 export class Msg {
   /** Backing storage; its length is the pool's buffer size. */

@@ -26,7 +26,7 @@ import { constants as osConstants } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { Device, DeviceOffloads, DeviceStats, ReceiveHandler } from '../../core/device.js'
 import type { Clock } from '../../core/clock.js'
-import type { Msg, MsgPool, VnetHeader } from '../../core/msg.js'
+import { VNET_F_NEEDS_CSUM, type Msg, type MsgPool, type VnetHeader } from '../../core/msg.js'
 import { framePool, superFramePool } from '../../core/msg.js'
 import { DeviceError } from '../../core/errors.js'
 import { formatMac, parseMac } from '../../core/bytes.js'
@@ -284,11 +284,15 @@ export class TapDevice implements Device {
         if (v === null) {
           meta[o + 2] = meta[o + 3] = meta[o + 4] = meta[o + 5] = meta[o + 6] = meta[o + 7] = 0
         } else {
+          // A stage that moved or resized the headers (FWD chopping, a new IP header) set
+          // l4: csumStart and hdrLen are counted from the frame start (virtio spec §5.1.6.2).
+          const l4 = m.l4 - m.off
+          const known = l4 > 0 && m.l4 + 20 <= m.end
           meta[o + 2] = v.flags
           meta[o + 3] = v.gsoType
-          meta[o + 4] = v.hdrLen
+          meta[o + 4] = known && ((v.gsoType & 0x7f) === 1 || (v.gsoType & 0x7f) === 4) ? l4 + ((m.buf[m.l4 + 12]! >>> 4) << 2) : v.hdrLen
           meta[o + 5] = v.gsoSize
-          meta[o + 6] = v.csumStart
+          meta[o + 6] = known && (v.flags & VNET_F_NEEDS_CSUM) !== 0 ? l4 : v.csumStart
           meta[o + 7] = v.csumOffset
         }
       }

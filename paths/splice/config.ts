@@ -76,6 +76,7 @@ function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOff
     window: from.tcb.sndWnd,
     lastAck: from.tcb.sndUna,
     tsLastIn: from.tcb.tsRecent,
+    outMss: to.tcb.peerMss,
     ...(from.tcb.finReceived ? { finSeq: seqAdd(from.tcb.rcvNxt, -1) } : {}),
   }
 }

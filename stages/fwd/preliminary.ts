@@ -43,8 +43,8 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, type Msg } from '../../core/msg.js'
+import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
+import { allocMsg, checksumVouched, VNET_F_NEEDS_CSUM, type Msg, type VnetHeader } from '../../core/msg.js'
 import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -151,10 +151,12 @@ function stripSack(buf: Uint8Array, tcp: number): void {
   for (let at = findOption(buf, tcp, 5); at >= 0; at = findOption(buf, tcp, 5, at)) buf.fill(1, at, at + buf[at + 1]!)
 }
 
-/** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
-function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number): void {
-  set16(buf, tcp + TcpField.CHECKSUM, 0)
+/** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst` (for a partial-checksum frame, only its pseudo-header part). */
+function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number, v: VnetHeader | null): void {
   const len = end - tcp
+  // NEEDS_CSUM: the field holds only the pseudo-header sum; the device sums the rest (virtio §5.1.6.2).
+  if (v !== null && (v.flags & VNET_F_NEEDS_CSUM) !== 0) return set16(buf, tcp + TcpField.CHECKSUM, fold(pseudoHeaderSum(src, dst, 6, len)))
+  set16(buf, tcp + TcpField.CHECKSUM, 0)
   set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
 }
 
@@ -203,7 +205,7 @@ export class PreliminaryFwdStage extends FwdStage {
     const dstIp = get32(buf, msg.l3 + 16)
     const v = msg.vnet
     // Verified here, before the old TCB or a checksum recompute below sees it.
-    if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
+    if (!this.trustChecksums && !checksumVouched(v) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
       return this.drop(msg, 'bad-checksum')
     }
     const flags = buf[tcp + TcpField.FLAGS]!
@@ -249,7 +251,7 @@ export class PreliminaryFwdStage extends FwdStage {
       const wnd = get16(buf, tcp + TcpField.WINDOW) * (1 << d.inShift)
       set16(buf, tcp + TcpField.WINDOW, Math.floor(Math.max(0, wnd - short) / (1 << d.inShift)))
       stripSack(buf, tcp)
-      refill(buf, tcp, msg.end, srcIp, dstIp)
+      refill(buf, tcp, msg.end, srcIp, dstIp, msg.vnet)
     }
     // Two senders share each stream while draining: a peer's ACK may lag what was sent to
     // it by the old TCB's backlog plus the data held for it. Widen the blind-injection
@@ -269,14 +271,14 @@ export class PreliminaryFwdStage extends FwdStage {
       // The old TCB has not sent all its stream yet: the receiver's RCV.NXT is at most
       // its SND.MAX, and the mapped sequence number may lie beyond the receiver's window.
       set32(buf, out + TcpField.SEQ, toMax)
-      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp)
+      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     }
     if ((flags & TcpFlag.RST) !== 0 && seqGe(seq, toView.right)) {
       // Beyond the receiver's window (data before it is held here): it would drop the RST
       // silently (RFC 5961 §3.2). Just inside, it draws a challenge ACK, which the torn
       // down splice answers with an exact RST from the host.
       set32(buf, out + TcpField.SEQ, seqAdd(toView.right, -1))
-      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp)
+      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     }
     const payload = msg.end - out - ((buf[out + TcpField.DATA_OFF]! >>> 4) << 2)
     const len = payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0)
@@ -323,7 +325,7 @@ export class PreliminaryFwdStage extends FwdStage {
       this.stamp(leg, m, false)
       const ts = findTimestamps(m.buf, m.off)
       if (ts >= 0 && seqLt(get32(m.buf, ts + 2), leg.tsLastOut)) set32(m.buf, ts + 2, leg.tsLastOut)
-      refill(m.buf, m.off, m.end, d.outSrcIp, d.outDstIp)
+      refill(m.buf, m.off, m.end, d.outSrcIp, d.outDstIp, m.vnet)
       this.forward(m, towardsA ? Dir.Backward : Dir.Forward, m.off)
     }
     const f = this.onReleased
@@ -385,7 +387,7 @@ export class PreliminaryFwdStage extends FwdStage {
       const other = dir === Dir.Forward ? this.ba : this.ab
       other.tsecrOffset = d.tsvalOffset
       set32(buf, ts + 2, to.tsLastOut)
-      refill(buf, msg.off, msg.end, d.outSrcIp, d.outDstIp)
+      refill(buf, msg.off, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     } else to.tsLastOut = val
   }
 
@@ -419,7 +421,7 @@ export class PreliminaryFwdStage extends FwdStage {
       if (seqLt(val, leg.tsLastOut)) set32(buf, ts + 2, leg.tsLastOut)
       else leg.tsLastOut = val
     }
-    refill(buf, msg.off, msg.end, leg.tcp.localIp, leg.tcp.remoteIp)
+    refill(buf, msg.off, msg.end, leg.tcp.localIp, leg.tcp.remoteIp, msg.vnet)
     this.originate(msg, toPeer)
   }
 

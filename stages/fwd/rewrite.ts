@@ -17,6 +17,7 @@
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, csumUpdate16, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
+import { VNET_F_NEEDS_CSUM, type VnetHeader } from '../../core/msg.js'
 import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 
@@ -75,6 +76,8 @@ export interface FwdDirectionConfig {
   tsLastIn?: number
   /** Sequence number of the FIN the incoming peer sent before the splice, if it did (a half-closed stream). */
   finSeq?: number
+  /** The MSS the outgoing peer announced (0: unknown): GSO super-segments are cut to it. */
+  outMss?: number
 }
 
 /** Smallest tolerance for the blind-injection check (a segment this far outside the windows is refused). */
@@ -131,6 +134,8 @@ export class FwdDirection {
   bytes = 0
   /** Bytes chopped below the splice base. */
   chopped = 0
+  /** The outgoing peer's MSS (0: unknown), for the GSO size of super-segments. */
+  outMss: number
 
   /** Creates a direction from its configuration. */
   constructor(c: FwdDirectionConfig) {
@@ -152,6 +157,7 @@ export class FwdDirection {
     this.maxWindow = c.window
     this.lastAck = (c.lastAck ?? 0) >>> 0
     this.tsLastIn = (c.tsLastIn ?? 0) >>> 0
+    this.outMss = c.outMss ?? 0
     if (c.finSeq !== undefined) {
       this.finSeen = true
       this.finSeq = c.finSeq >>> 0
@@ -331,4 +337,28 @@ function rewriteOptions(buf: Uint8Array, tcp: number, hlen: number, d: FwdDirect
     i += len
   }
   return needFull ? -1 : c
+}
+
+/**
+ * Fixes the virtio-net header of a rewritten segment (`tcp..end`, header length `hlen`)
+ * for the outgoing connection (DESIGN §5 with offloads):
+ * - NEEDS_CSUM: the checksum field must hold the pseudo-header sum of the OUTGOING
+ *   addresses and TCP length (virtio spec §5.1.6.2: "set to the sum of the TCP pseudo
+ *   header"; Linux's __tcp_v4_send_check writes `~tcp_v4_check(skb->len, saddr, daddr, 0)`,
+ *   the length included, for GSO frames too, and tcp_gso_segment swaps that length for
+ *   each segment's). The device sums the header and data itself, so the rewritten ports,
+ *   seq, ack and options must not be folded in: the sum is rebuilt, not updated.
+ * - GSO: `gsoSize` is cut to the outgoing peer's MSS less the options (RFC 6691), so no
+ *   segment the device cuts is larger than the outgoing connection allows. The device
+ *   rewrites csumStart/hdrLen from the outgoing header offset ({@link Msg.l4}).
+ */
+export function fixVnet(buf: Uint8Array, tcp: number, end: number, v: VnetHeader, d: FwdDirection): void {
+  if ((v.flags & VNET_F_NEEDS_CSUM) !== 0) {
+    set16(buf, tcp + TcpField.CHECKSUM, fold(pseudoHeaderSum(d.outSrcIp, d.outDstIp, 6, end - tcp)))
+  }
+  if (v.gsoType !== 0 && d.outMss > 0) {
+    const hlen = (buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2
+    const max = d.outMss - (hlen - 20)
+    if (v.gsoSize > max) v.gsoSize = max > 0 ? max : 1
+  }
 }

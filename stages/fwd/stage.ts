@@ -16,14 +16,14 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import type { Msg } from '../../core/msg.js'
+import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
+import { checksumVouched, VNET_F_NEEDS_CSUM, type Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
 import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
 import { Dir, Stage, type Dir as DirT } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
-import { FwdDirection, rewriteSegment, type FwdDirectionConfig } from './rewrite.js'
+import { FwdDirection, fixVnet, rewriteSegment, type FwdDirectionConfig } from './rewrite.js'
 
 /** Why a splice ended. */
 export type FwdEnd = 'fin' | 'rst' | 'idle'
@@ -304,7 +304,7 @@ export class FwdStage extends Stage {
    */
   protected rewrite(msg: Msg, dir: DirT, tcp: number, srcIp: number, dstIp: number): number {
     const v = msg.vnet
-    if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0)) {
+    if (!this.trustChecksums && !checksumVouched(v)) {
       const len = msg.end - tcp
       if (len >= 20 && checksum(msg.buf, tcp, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) {
         this.drop(msg, 'bad-checksum')
@@ -320,6 +320,7 @@ export class FwdStage extends Stage {
       this.drop(msg, r)
       return -1
     }
+    if (v !== null) fixVnet(msg.buf, tcp + r, msg.end, v, forward ? this.ab : this.ba)
     if (this.idleTimer !== null) this.lastActivity = msg.rxTime > 0 ? msg.rxTime : this.scheduler!.now()
     return r
   }
@@ -394,9 +395,17 @@ export class FwdStage extends Stage {
         set16(cb, ip + 10, checksum(cb, ip, tcp - ip))
       }
       const tlen = c.end - tcp
-      set16(cb, tcp + TcpField.CHECKSUM, 0)
-      set16(cb, tcp + TcpField.CHECKSUM, checksum(cb, tcp, tlen, pseudoHeaderSum(srcIp, dstIp, 6, tlen)))
-      c.vnet = null
+      const v = msg.vnet
+      if (v !== null && v.gsoType !== 0 && keep > v.gsoSize) {
+        // Still a super-segment: the device cuts it, and completes the checksum over the
+        // pseudo-header sum (virtio spec §5.1.6.2; GSO needs NEEDS_CSUM).
+        c.vnet = { ...v, flags: VNET_F_NEEDS_CSUM }
+        set16(cb, tcp + TcpField.CHECKSUM, fold(pseudoHeaderSum(srcIp, dstIp, 6, tlen)))
+      } else {
+        set16(cb, tcp + TcpField.CHECKSUM, 0)
+        set16(cb, tcp + TcpField.CHECKSUM, checksum(cb, tcp, tlen, pseudoHeaderSum(srcIp, dstIp, 6, tlen)))
+        c.vnet = null
+      }
       this.deliver(c, dir)
     }
     if (this.heldBytes[dir]! + len > MAX_HELD_BYTES) return this.drop(msg, 'unsplice-overflow')

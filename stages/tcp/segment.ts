@@ -18,7 +18,7 @@
  */
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import type { Msg } from '../../core/msg.js'
+import { checksumVouched, type Msg } from '../../core/msg.js'
 import { MAX_SACK_BLOCKS, OptKind, parseOptions, TcpOptions } from './options.js'
 
 /** Byte offsets of the header fields. */
@@ -101,8 +101,8 @@ export function tcpWindow(b: Uint8Array, off: number): number {
 
 /**
  * Checks the header of the segment `msg.buf[msg.off..msg.end)`: length, data offset,
- * and (when `pseudo` is not null) the checksum, where `pseudo` is the unfolded
- * pseudo-header sum without the length (it is added here). Returns null when good.
+ * and (when `verifyChecksum` and the device did not vouch for it, {@link checksumVouched})
+ * the checksum. Returns null when good.
  */
 export function checkSegment(msg: Msg, srcIp: number, dstIp: number, verifyChecksum: boolean): SegmentDropReason | null {
   const b = msg.buf
@@ -111,7 +111,7 @@ export function checkSegment(msg: Msg, srcIp: number, dstIp: number, verifyCheck
   if (len < TcpField.HEADER_LEN) return 'short-header'
   const hl = tcpHeaderLen(b, off)
   if (hl < TcpField.HEADER_LEN || hl > len) return 'bad-data-offset'
-  if (verifyChecksum && checksum(b, off, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) return 'bad-checksum'
+  if (verifyChecksum && !checksumVouched(msg.vnet) && checksum(b, off, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) return 'bad-checksum'
   return null
 }
 

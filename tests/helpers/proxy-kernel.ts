@@ -29,6 +29,8 @@ export interface ProxyKernelNetOptions {
   tcb?: TcbConfig
   /** MTU of both TAP links [1500]. */
   mtu?: number
+  /** Open both TAPs with IFF_VNET_HDR (`vnet`) or IFF_VNET_HDR + TSO (`tso`) [none]. */
+  offloads?: 'none' | 'vnet' | 'tso'
 }
 
 /** The two namespaces, our host and its two TAP devices. */
@@ -73,9 +75,11 @@ export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions
     undo.push(() => clientNs.delete())
     const serverNs = await Netns.create(`${prefix}s`)
     undo.push(() => serverNs.delete())
-    const devC = TapDevice.open({ name: clientNs.name, ...(mtu ? { mtu } : {}) })
+    const off = opts.offloads ?? 'none'
+    const tap = { ...(mtu ? { mtu } : {}), vnetHdr: off !== 'none', tso: off === 'tso' }
+    const devC = TapDevice.open({ name: clientNs.name, ...tap })
     undo.push(() => devC.close())
-    const devS = TapDevice.open({ name: serverNs.name, ...(mtu ? { mtu } : {}) })
+    const devS = TapDevice.open({ name: serverNs.name, ...tap })
     undo.push(() => devS.close())
     const sched = new Scheduler()
     const host = new Host(sched, { name: 'proxy' })

@@ -264,3 +264,49 @@ t.test('IP/FWD: rewrites the IP header too, sets TTL and next hop; refuses fragm
   t.same([...ip2.payload.subarray(20)], [5, 6], 'chopped below the base, IP length fixed')
   t.equal(checksum(c.buf, c.off, 20), 0)
 })
+
+/** Turns a segment's checksum into what a VNET_HDR kernel sends: the pseudo-header sum only (NEEDS_CSUM), optionally GSO. */
+function partial(m: Msg, src: number, dst: number, gsoSize = 0): Msg {
+  const tcp = m.l3 + 20
+  const len = m.end - tcp
+  m.buf[tcp + 16] = 0
+  m.buf[tcp + 17] = 0
+  const s = foldSum(pseudoHeaderSum(src, dst, 6, len))
+  m.buf[tcp + 16] = s >>> 8
+  m.buf[tcp + 17] = s & 0xff
+  m.vnet = { flags: 1, gsoType: gsoSize > 0 ? 1 : 0, hdrLen: gsoSize > 0 ? 14 + 20 + 32 : 0, gsoSize, csumStart: 14 + 20, csumOffset: 16 }
+  return m
+}
+function foldSum(x: number): number {
+  while (x > 0xffff) x = (x & 0xffff) + (x >>> 16)
+  return x
+}
+/** Completes a NEEDS_CSUM checksum as the device does; 0 when the result verifies over the outgoing pseudo-header. */
+function completed(m: Msg, tcp: number, src: number, dst: number): number {
+  const len = m.end - tcp
+  // Device: checksum over [csum_start, end) with the field as given, stored complemented...
+  const c = checksum(m.buf, tcp, len)
+  const b = new Uint8Array(m.buf.subarray(tcp, m.end))
+  b[16] = c >>> 8
+  b[17] = c & 0xff
+  // ...then the receiver verifies it the usual way.
+  return checksum(b, 0, len, pseudoHeaderSum(src, dst, 6, len))
+}
+
+t.test('VNET_HDR: a NEEDS_CSUM segment keeps a partial sum rebuilt for the new addresses; gso_size is cut to the outgoing MSS', async t => {
+  for (const kind of ['fwd', 'ipfwd'] as const) {
+    const cfg = config({ outMss: 1200, base: 1050, highSeq: 1050 })
+    const f = kind === 'fwd' ? new FwdStage(cfg) : new IpFwdStage({ ...cfg, abNextHop: SERVER, baNextHop: CLIENT })
+    const payload = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff)
+    // A super-segment starting below the splice base: chopped, headers move, length changes.
+    const m = partial(segment('A', { seq: 1000, payload, options: { ts: [5, 6], sack: [[5100, 5200]] } }, { ipOnly: kind === 'ipfwd' }), CLIENT, PROXY_A, 1448)
+    const out = run(f, m, Dir.Forward)!
+    t.ok(out !== null, `${kind}: forwarded`)
+    const tcp = kind === 'fwd' ? out.off : out.off + 20
+    t.equal(out.l4, tcp, `${kind}: l4 marks the outgoing TCP header (the TAP sets csum_start from it)`)
+    t.equal(completed(out, tcp, PROXY_B, SERVER), 0, `${kind}: the device-completed checksum verifies over the new pseudo-header`)
+    const hlen = (out.buf[tcp + 12]! >>> 4) << 2
+    t.equal(out.vnet?.gsoSize, 1200 - (hlen - 20), `${kind}: gso_size cut to the outgoing MSS less the options (RFC 6691)`)
+    t.equal(out.end - tcp - hlen, 2950, `${kind}: 50 bytes below the base chopped`)
+  }
+})
