@@ -441,6 +441,7 @@ export class SpliceEngine {
       tsOk: snap.tsOk,
       tsRecent,
       tsOffset: (lastOut + 1 - now) >>> 0,
+      tsLastSent: lastOut >>> 0,
     }
     return new TcpStage({
       time: this.fw.host.scheduler, localIp: c.localIp, remoteIp: c.remoteIp, localPort: snap.localPort, remotePort: snap.remotePort,
