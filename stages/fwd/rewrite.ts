@@ -208,7 +208,10 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   }
   const inSeq = get32(buf, tcp + TcpField.SEQ)
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
-  if (seqGt(segEnd, d.highSeq)) {
+  // Only data and FIN advance what was forwarded: a pure ACK carries SND.NXT, which is
+  // beyond a gap when the data before it was lost. Counting it would put the unsplice
+  // point past bytes never forwarded, and let their retransmission (and its FIN) cross it.
+  if (segEnd !== inSeq && seqGt(segEnd, d.highSeq)) {
     d.highSeq = segEnd
     // The base only guards the bytes near the splice point. Comparisons mod 2^32 flip after
     // 2^31 bytes (RFC 1982), so a base left behind would make all new data look old: keep

@@ -88,6 +88,9 @@ export interface FwdState {
   ended: boolean
 }
 
+/** The quiesce callback once it ran: the stage keeps holding until the owner cancels. */
+const KEEP_HOLDING = (): void => {}
+
 function snap(d: FwdDirection): FwdDirectionState {
   return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped, tsLastIn: d.tsLastIn }
 }
@@ -258,8 +261,11 @@ export class FwdStage extends Stage {
       }
     }
     const q = this.quiesce
-    if (q !== null && this.ended === null && this.quiet) {
-      this.quiesce = null
+    if (q !== null && q !== KEEP_HOLDING && this.ended === null && this.quiet) {
+      // Keep holding until the owner takes the held segments and cancels (quiesceThen(null)):
+      // it rebuilds the TCBs between messages, and a segment forwarded before that (a FIN,
+      // new data) would cross the unsplice point unseen by the rebuilt TCBs.
+      this.quiesce = KEEP_HOLDING
       q()
     }
   }

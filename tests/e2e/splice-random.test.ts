@@ -7,7 +7,9 @@ import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../hel
  * that splices at a random moment to FWD or IP/FWD (1-path or 2-path, data buffered in
  * the proxy and both TCBs), impaired memory wires, option mixes, FIN or RST teardown,
  * virtual time. Each seed must deliver every byte once and in order (digests), complete
- * its splice, leave the forwarder idle, and never stall longer than a few RTOs.
+ * its splice, leave the forwarder idle, and never stall longer than a few RTOs. About 40%
+ * of the seeds also unsplice and splice again up to three times at random moments
+ * (including at once in `onUnspliced`, before the rebuilt TCBs sent anything).
  *
  * Replay: SPLICE_SEED=<seed> SPLICE_LOSSY=0|1 npx tap tests/e2e/splice-random.test.ts
  * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way).
@@ -22,6 +24,13 @@ const STALL_LOSSLESS_MS = 400
  * zero window before the splice carries on), a few RTOs.
  */
 const STALL_LOSSY_MS = 12_700
+/**
+ * Without loss, seeds that unsplice and splice again: one retransmission timeout of a TCB
+ * rebuilt by the unsplice, which starts with no RTT sample (RFC 6298 §2.1: RTO 1 s).
+ * Some lossless resplice-after-relaying runs still take it (about 0.05% of seeds; why a
+ * retransmission is needed there is open).
+ */
+const STALL_LOSSLESS_CYCLES_MS = 1_200
 
 function half(name: string, o: ScenarioOptions): void {
   t.test(`${name}: ${SEEDS} randomized splices`, async t => {
@@ -48,7 +57,7 @@ function half(name: string, o: ScenarioOptions): void {
       if (r.rtoTimeouts > 0) withRto++
       worstStall = Math.max(worstStall, r.longestStallMs)
       const problems = [...r.problems]
-      const bound = lossy(s) ? STALL_LOSSY_MS : STALL_LOSSLESS_MS
+      const bound = lossy(s) ? STALL_LOSSY_MS : (s.cycles?.length ?? 0) > 0 ? STALL_LOSSLESS_CYCLES_MS : STALL_LOSSLESS_MS
       if (r.longestStallMs > bound) problems.push(`stalled ${r.longestStallMs.toFixed(0)} ms (bound ${bound} ms)`)
       if (problems.length > 0) {
         failures++
