@@ -85,6 +85,13 @@ export class SpliceEngine {
   private readonly legs = new WeakMap<Wiring, SplicedLegs>()
   /** Splices whose FINs were both acknowledged, forwarding late retransmissions until the linger time ends. */
   private readonly lingering = new WeakSet<Wiring>()
+  /**
+   * Sessions whose rebuilt TCBs are still being fed the segments FWD held at the unsplice,
+   * with the splice a handler asked for meanwhile (in `onUnspliced`): it waits until they
+   * are in, or they would reach TCBs already draining, which never acknowledge new data
+   * (the sender would wait for its RTO to resend them through the new splice).
+   */
+  private readonly feeding = new WeakMap<Wiring, (() => void) | null>()
 
   /** @internal */
   constructor(fw: ProxyForwarder, o: SpliceEngineOptions) {
@@ -102,6 +109,10 @@ export class SpliceEngine {
   }
 
   private attempt(w: Wiring, opts: SpliceOptions, started: number, timer: Timer | null): void {
+    if (this.feeding.has(w)) {
+      this.feeding.set(w, () => this.attempt(w, opts, started, timer))
+      return
+    }
     whenIdle([w.pathA, ...(w.pathB ? [w.pathB] : [])], () => this.tryNow(w, opts, started, timer))
   }
 
@@ -403,6 +414,7 @@ export class SpliceEngine {
     fw.stats.spliced--
     fw.stats.unsplices++
     fw.stats.unspliceMsTotal += this.now - started
+    this.feeding.set(w, null)
     w.session.setState('control', 'unspliced')
     // What arrived beyond the unsplice points, now for the new TCBs (in arrival order).
     for (const m of heldA) {
@@ -413,6 +425,9 @@ export class SpliceEngine {
       if (w.done) m.free()
       else B.receive(m)
     }
+    const next = this.feeding.get(w)
+    this.feeding.delete(w)
+    if (next != null && !w.done) next()
   }
 
   /**
