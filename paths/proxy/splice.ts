@@ -20,7 +20,7 @@
  * ```
  * @module
  */
-import { seqAdd, seqDiff, seqLt } from '../../core/seq.js'
+import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
 import { Path } from '../../core/path.js'
 import { Dir } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
@@ -436,8 +436,11 @@ export class SpliceEngine {
    * `heldTs` is the smallest TSval among the segments held for it (-1: none).
    */
   private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
-    // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS).
-    const lastOut = outD.tsMode === TsMode.Map ? seqAdd(outD.tsLastIn, outD.tsvalOffset) : snap.tsLastSent
+    // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS): the other peer's
+    // TSvals as mapped by FWD, and the old TCB's own, which it kept sending while it drained
+    // (with timestamps NOP-ed they are all the peer saw): its clock now bounds them.
+    let lastOut = (now + snap.tsOffset) >>> 0
+    if (outD.tsMode === TsMode.Map && seqGt(seqAdd(outD.tsLastIn, outD.tsvalOffset), lastOut)) lastOut = seqAdd(outD.tsLastIn, outD.tsvalOffset)
     // TS.Recent: the peer's last TSval, but no newer than the held segments' (the trimmed
     // copies FWD forwarded carried theirs), or PAWS would drop them.
     let tsRecent = inD.tsMode === TsMode.Map ? inD.tsLastIn : snap.tsRecent

@@ -304,7 +304,9 @@ function rewriteOptions(buf: Uint8Array, tcp: number, hlen: number, d: FwdDirect
       } else if (d.tsMode === TsMode.Map) {
         const val = get32(buf, i + 2)
         const ecr = get32(buf, i + 6)
-        d.tsLastIn = val
+        // The newest TSval (a reordered segment carries an older one): the unsplice
+        // continues the clocks above it (RFC 7323 §5.3 PAWS).
+        if (seqGt(val, d.tsLastIn)) d.tsLastIn = val
         const nval = (val + d.tsvalOffset) >>> 0
         const necr = ecr === 0 ? 0 : (ecr - d.tsecrOffset) >>> 0
         set32(buf, i + 2, nval)

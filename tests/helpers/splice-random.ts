@@ -70,8 +70,8 @@ export interface ScenarioOptions {
   lossy: boolean
   /** Largest transfer size one way. */
   maxBytes: number
-  /** Some seeds unsplice and splice again (default true). */
-  cycles?: boolean
+  /** The share of seeds that unsplice and splice again [0.4]. */
+  cycles?: number
 }
 
 function size(r: Random, max: number): number {
@@ -149,7 +149,7 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
   }
   // Drawn from a second generator so that the seeds without cycles replay as before.
   const rc = new Random((seed ^ 0x2545f491) >>> 0)
-  if (o.cycles !== false && rc.chance(0.4)) {
+  if (rc.chance(o.cycles ?? 0.4)) {
     const n = rc.int(1, 3)
     s.cycles = []
     for (let i = 0; i < n; i++) {
