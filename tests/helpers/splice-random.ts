@@ -152,8 +152,12 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
   if (rc.chance(o.cycles ?? 0.4)) {
     const n = rc.int(1, 3)
     s.cycles = []
+    // An unsplice is refused once a FIN was forwarded: give both directions data to carry
+    // past the first splice (the earlier draws, midBytes and rstAt, stay valid).
+    if (s.up < 50_000) s.up = rc.int(50_000, Math.max(50_001, o.maxBytes))
+    if (s.down < 50_000) s.down = rc.int(50_000, Math.max(50_001, o.maxBytes))
     for (let i = 0; i < n; i++) {
-      s.cycles.push({ unspliceAfterMs: rc.chance(0.3) ? 0 : rc.int(1, 300), respliceAfterMs: rc.chance(0.5) ? 0 : rc.int(1, 100) })
+      s.cycles.push({ unspliceAfterMs: rc.chance(0.3) ? 0 : rc.int(1, 25), respliceAfterMs: rc.chance(0.5) ? 0 : rc.int(1, 25) })
     }
   }
   return s
