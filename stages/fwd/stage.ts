@@ -341,15 +341,21 @@ export class FwdStage extends Stage {
    * the bytes below the point (a retransmission that grew), or a new ACK (the peers must
    * be able to acknowledge everything, or the unsplice never completes), or SACK blocks
    * (a receiver with a hole: its sender needs these duplicate ACKs to fast-retransmit
-   * instead of waiting for its RTO). Any other copy is not sent: with nothing new it
-   * would be a spurious duplicate ACK (RFC 5681 §2).
+   * instead of waiting for its RTO), or a pure ACK. A data segment's copy with nothing new
+   * is not sent: it would be a spurious duplicate ACK (RFC 5681 §2).
    */
   private hold(msg: Msg, dir: DirT, d: FwdDirection, tcp: number, hlen: number, seq: number, len: number, flags: number, srcIp: number, dstIp: number): void {
     const buf = msg.buf
     const keep = seqGt(d.highSeq, seq) ? Math.min(len, seqDiff(d.highSeq, seq)) : 0
     const ack = get32(buf, tcp + TcpField.ACK)
     const ts = optionScan(buf, tcp, hlen)
-    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (seqGt(ack, d.lastAck) || scanSack))) {
+    // A pure ACK goes on even when its ACK is not new: it is held only because its sequence
+    // number lies beyond lost data, and it may answer a retransmission whose sender missed
+    // the first ACK of that data (lost on the other wire); dropping it would leave that
+    // sender retransmitting into a receiver that never acknowledges again until the
+    // unsplice times out. Unspliced, FWD forwards such duplicate ACKs as they come.
+    const pureAck = len === 0 && (flags & TcpFlag.FIN) === 0
+    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (pureAck || seqGt(ack, d.lastAck) || scanSack))) {
       const c = msg.clone()
       const cb = c.buf
       // FWD reads the addresses from the IP header in front of `off`: the clone needs it.
