@@ -7,19 +7,19 @@ import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../hel
  * that splices at a random moment to FWD or IP/FWD (1-path or 2-path, data buffered in
  * the proxy and both TCBs), impaired memory wires, option mixes, FIN or RST teardown,
  * virtual time. Each seed must deliver every byte once and in order (digests), complete
- * its splice, leave the forwarder idle, and never stall longer than a few RTOs. About 40%
+ * its splice, leave the forwarder idle, and never stall longer than a few RTOs. A quarter
  * of the seeds also unsplice and splice again up to three times at random moments
  * (including at once in `onUnspliced`, before the rebuilt TCBs sent anything).
  *
  * Replay: SPLICE_SEED=<seed> SPLICE_LOSSY=0|1 npx tap tests/e2e/splice-random.test.ts
  * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way),
- * SPLICE_CYCLES=1 (every seed unsplices and resplices; default 0.4 of them).
+ * SPLICE_CYCLES=1 (every seed unsplices and resplices; default 0.25 of them).
  */
 const ONE = process.env.SPLICE_SEED
 const SEEDS = Number(process.env.SPLICE_SEEDS ?? (ONE !== undefined ? 1 : 4000))
 const MAX_BYTES = Number(process.env.SPLICE_MAX_BYTES ?? 300_000)
 /** The share of seeds that also unsplice and resplice (offline: SPLICE_CYCLES=1 for all). */
-const CYCLES = Number(process.env.SPLICE_CYCLES ?? 0.4)
+const CYCLES = Number(process.env.SPLICE_CYCLES ?? 0.25)
 /** Without loss: at most one (spurious) retransmission timeout may show as a stall, 2 x min RTO. */
 const STALL_LOSSLESS_MS = 400
 /**
