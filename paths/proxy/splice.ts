@@ -20,7 +20,7 @@
  * ```
  * @module
  */
-import { seqAdd, seqDiff, seqLt } from '../../core/seq.js'
+import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
 import { Path } from '../../core/path.js'
 import { Dir } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
@@ -85,6 +85,13 @@ export class SpliceEngine {
   private readonly legs = new WeakMap<Wiring, SplicedLegs>()
   /** Splices whose FINs were both acknowledged, forwarding late retransmissions until the linger time ends. */
   private readonly lingering = new WeakSet<Wiring>()
+  /**
+   * Sessions whose rebuilt TCBs are still being fed the segments FWD held at the unsplice,
+   * with the splice a handler asked for meanwhile (in `onUnspliced`): it waits until they
+   * are in, or they would reach TCBs already draining, which never acknowledge new data
+   * (the sender would wait for its RTO to resend them through the new splice).
+   */
+  private readonly feeding = new WeakMap<Wiring, (() => void) | null>()
 
   /** @internal */
   constructor(fw: ProxyForwarder, o: SpliceEngineOptions) {
@@ -102,6 +109,10 @@ export class SpliceEngine {
   }
 
   private attempt(w: Wiring, opts: SpliceOptions, started: number, timer: Timer | null): void {
+    if (this.feeding.has(w)) {
+      this.feeding.set(w, () => this.attempt(w, opts, started, timer))
+      return
+    }
     whenIdle([w.pathA, ...(w.pathB ? [w.pathB] : [])], () => this.tryNow(w, opts, started, timer))
   }
 
@@ -409,6 +420,7 @@ export class SpliceEngine {
     fw.stats.spliced--
     fw.stats.unsplices++
     fw.stats.unspliceMsTotal += this.now - started
+    this.feeding.set(w, null)
     w.session.setState('control', 'unspliced')
     // What arrived beyond the unsplice points, now for the new TCBs (in arrival order).
     for (const m of heldA) {
@@ -419,6 +431,9 @@ export class SpliceEngine {
       if (w.done) m.free()
       else B.receive(m)
     }
+    const next = this.feeding.get(w)
+    this.feeding.delete(w)
+    if (next != null && !w.done) next()
   }
 
   /**
@@ -427,8 +442,11 @@ export class SpliceEngine {
    * `heldTs` is the smallest TSval among the segments held for it (-1: none).
    */
   private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
-    // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS).
-    const lastOut = outD.tsMode === TsMode.Map ? seqAdd(outD.tsLastIn, outD.tsvalOffset) : snap.tsLastSent
+    // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS): the other peer's
+    // TSvals as mapped by FWD, and the old TCB's own, which it kept sending while it drained
+    // (with timestamps NOP-ed they are all the peer saw): its clock now bounds them.
+    let lastOut = (now + snap.tsOffset) >>> 0
+    if (outD.tsMode === TsMode.Map && seqGt(seqAdd(outD.tsLastIn, outD.tsvalOffset), lastOut)) lastOut = seqAdd(outD.tsLastIn, outD.tsvalOffset)
     // TS.Recent: the peer's last TSval, but no newer than the held segments' (the trimmed
     // copies FWD forwarded carried theirs), or PAWS would drop them.
     let tsRecent = inD.tsMode === TsMode.Map ? inD.tsLastIn : snap.tsRecent
@@ -447,6 +465,7 @@ export class SpliceEngine {
       tsOk: snap.tsOk,
       tsRecent,
       tsOffset: (lastOut + 1 - now) >>> 0,
+      tsLastSent: lastOut >>> 0,
     }
     return new TcpStage({
       time: this.fw.host.scheduler, localIp: c.localIp, remoteIp: c.remoteIp, localPort: snap.localPort, remotePort: snap.remotePort,

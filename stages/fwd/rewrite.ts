@@ -214,7 +214,10 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   }
   const inSeq = get32(buf, tcp + TcpField.SEQ)
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
-  if (seqGt(segEnd, d.highSeq)) {
+  // Only data and FIN advance what was forwarded: a pure ACK carries SND.NXT, which is
+  // beyond a gap when the data before it was lost. Counting it would put the unsplice
+  // point past bytes never forwarded, and let their retransmission (and its FIN) cross it.
+  if (segEnd !== inSeq && seqGt(segEnd, d.highSeq)) {
     d.highSeq = segEnd
     // The base only guards the bytes near the splice point. Comparisons mod 2^32 flip after
     // 2^31 bytes (RFC 1982), so a base left behind would make all new data look old: keep
@@ -307,7 +310,9 @@ function rewriteOptions(buf: Uint8Array, tcp: number, hlen: number, d: FwdDirect
       } else if (d.tsMode === TsMode.Map) {
         const val = get32(buf, i + 2)
         const ecr = get32(buf, i + 6)
-        d.tsLastIn = val
+        // The newest TSval (a reordered segment carries an older one): the unsplice
+        // continues the clocks above it (RFC 7323 §5.3 PAWS).
+        if (seqGt(val, d.tsLastIn)) d.tsLastIn = val
         const nval = (val + d.tsvalOffset) >>> 0
         const necr = ecr === 0 ? 0 : (ecr - d.tsecrOffset) >>> 0
         set32(buf, i + 2, nval)

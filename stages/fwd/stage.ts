@@ -88,6 +88,9 @@ export interface FwdState {
   ended: boolean
 }
 
+/** The quiesce callback once it ran: the stage keeps holding until the owner cancels. */
+const KEEP_HOLDING = (): void => {}
+
 function snap(d: FwdDirection): FwdDirectionState {
   return { highSeq: d.highSeq, lastAck: d.lastAck, window: d.window, finSeen: d.finSeen, segments: d.segments, bytes: d.bytes, chopped: d.chopped, tsLastIn: d.tsLastIn }
 }
@@ -292,8 +295,11 @@ export class FwdStage extends Stage {
       }
     }
     const q = this.quiesce
-    if (q !== null && this.ended === null && this.quiet) {
-      this.quiesce = null
+    if (q !== null && q !== KEEP_HOLDING && this.ended === null && this.quiet) {
+      // Keep holding until the owner takes the held segments and cancels (quiesceThen(null)):
+      // it rebuilds the TCBs between messages, and a segment forwarded before that (a FIN,
+      // new data) would cross the unsplice point unseen by the rebuilt TCBs.
+      this.quiesce = KEEP_HOLDING
       q()
     }
   }
@@ -370,15 +376,21 @@ export class FwdStage extends Stage {
    * the bytes below the point (a retransmission that grew), or a new ACK (the peers must
    * be able to acknowledge everything, or the unsplice never completes), or SACK blocks
    * (a receiver with a hole: its sender needs these duplicate ACKs to fast-retransmit
-   * instead of waiting for its RTO). Any other copy is not sent: with nothing new it
-   * would be a spurious duplicate ACK (RFC 5681 §2).
+   * instead of waiting for its RTO), or a pure ACK. A data segment's copy with nothing new
+   * is not sent: it would be a spurious duplicate ACK (RFC 5681 §2).
    */
   private hold(msg: Msg, dir: DirT, d: FwdDirection, tcp: number, hlen: number, seq: number, len: number, flags: number, srcIp: number, dstIp: number): void {
     const buf = msg.buf
     const keep = seqGt(d.highSeq, seq) ? Math.min(len, seqDiff(d.highSeq, seq)) : 0
     const ack = get32(buf, tcp + TcpField.ACK)
     const ts = optionScan(buf, tcp, hlen)
-    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (seqGt(ack, d.lastAck) || scanSack))) {
+    // A pure ACK goes on even when its ACK is not new: it is held only because its sequence
+    // number lies beyond lost data, and it may answer a retransmission whose sender missed
+    // the first ACK of that data (lost on the other wire); dropping it would leave that
+    // sender retransmitting into a receiver that never acknowledges again until the
+    // unsplice times out. Unspliced, FWD forwards such duplicate ACKs as they come.
+    const pureAck = len === 0 && (flags & TcpFlag.FIN) === 0
+    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (pureAck || seqGt(ack, d.lastAck) || scanSack))) {
       const c = msg.clone()
       const cb = c.buf
       // FWD reads the addresses from the IP header in front of `off`: the clone needs it.

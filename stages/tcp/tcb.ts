@@ -362,6 +362,13 @@ export interface EstablishedParams {
   tsRecent?: number
   /** Our TSval clock offset so TSvals continue monotonically. */
   tsOffset?: number
+  /**
+   * The last TSval the peer saw from this connection (sent on our behalf by FWD). A TCB
+   * spliced again before it sends anything maps the other peer's TSvals to continue from
+   * it (paths/splice/config.ts); left at 0 they would fall far behind the peer's TS.Recent
+   * and every segment would fail PAWS (RFC 7323 §5.3). Default: one tick before `tsOffset`'s clock.
+   */
+  tsLastSent?: number
 }
 
 const stateChannel = channel('pathsplice:tcp:state')
@@ -645,6 +652,8 @@ export class Tcb {
     t.tsOk = p.tsOk
     t.tsRecent = p.tsRecent ?? 0
     t.tsRecentAt = host.now()
+    t.tsLastSent = (p.tsLastSent ?? (Math.floor(host.now()) + (p.tsOffset ?? 0) - 1)) >>> 0
+    t.tsEcrLastSent = t.tsRecent
     t.peerMss = p.peerMss
     t.sndWnd = p.sndWnd
     t.maxSndWnd = p.sndWnd

@@ -7,14 +7,19 @@ import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../hel
  * that splices at a random moment to FWD or IP/FWD (1-path or 2-path, data buffered in
  * the proxy and both TCBs), impaired memory wires, option mixes, FIN or RST teardown,
  * virtual time. Each seed must deliver every byte once and in order (digests), complete
- * its splice, leave the forwarder idle, and never stall longer than a few RTOs.
+ * its splice, leave the forwarder idle, and never stall longer than a few RTOs. A quarter
+ * of the seeds also unsplice and splice again up to three times at random moments
+ * (including at once in `onUnspliced`, before the rebuilt TCBs sent anything).
  *
  * Replay: SPLICE_SEED=<seed> SPLICE_LOSSY=0|1 npx tap tests/e2e/splice-random.test.ts
- * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way).
+ * Offline: SPLICE_SEEDS=5000 (seeds per half), SPLICE_MAX_BYTES (largest transfer one way),
+ * SPLICE_CYCLES=1 (every seed unsplices and resplices; default 0.25 of them).
  */
 const ONE = process.env.SPLICE_SEED
 const SEEDS = Number(process.env.SPLICE_SEEDS ?? (ONE !== undefined ? 1 : 4000))
 const MAX_BYTES = Number(process.env.SPLICE_MAX_BYTES ?? 300_000)
+/** The share of seeds that also unsplice and resplice (offline: SPLICE_CYCLES=1 for all). */
+const CYCLES = Number(process.env.SPLICE_CYCLES ?? 0.25)
 /** Without loss: at most one (spurious) retransmission timeout may show as a stall, 2 x min RTO. */
 const STALL_LOSSLESS_MS = 400
 /**
@@ -34,6 +39,8 @@ function half(name: string, o: ScenarioOptions): void {
     let worstStall = 0
     let withRto = 0
     let splicesMs = 0
+    let unsplices = 0
+    let cycled = 0
     const start = Date.now()
     for (let i = 0; i < SEEDS && failures < 5; i++) {
       const seed = (base + i) >>> 0
@@ -44,6 +51,8 @@ function half(name: string, o: ScenarioOptions): void {
         splicesMs += r.spliceMs
       }
       if (r.refused !== null) refused++
+      unsplices += r.unsplices
+      if ((s.cycles?.length ?? 0) > 0) cycled++
       if (r.aborted) resets++
       if (r.rtoTimeouts > 0) withRto++
       worstStall = Math.max(worstStall, r.longestStallMs)
@@ -58,10 +67,10 @@ function half(name: string, o: ScenarioOptions): void {
     t.equal(failures, 0, `all seeds from ${base} passed`)
     t.ok(spliced > SEEDS / 2, `most runs spliced (${spliced}/${SEEDS}; ${refused} refused as both peers had finished; ${resets} ended by RST)`)
     t.comment(`${SEEDS} seeds in ${Date.now() - start} ms wall; mean splice ${(splicesMs / Math.max(1, spliced)).toFixed(1)} ms virtual; ` +
-      `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO`)
+      `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO; ${cycled} runs asked to unsplice and resplice, ${unsplices} unsplices`)
   })
 }
 
 const which = process.env.SPLICE_LOSSY
-if (which !== '1') half('reordering, duplication, jitter', { lossy: false, maxBytes: MAX_BYTES })
-if (which !== '0') half('plus loss and corruption', { lossy: true, maxBytes: MAX_BYTES })
+if (which !== '1') half('reordering, duplication, jitter', { lossy: false, maxBytes: MAX_BYTES, cycles: CYCLES })
+if (which !== '0') half('plus loss and corruption', { lossy: true, maxBytes: MAX_BYTES, cycles: CYCLES })

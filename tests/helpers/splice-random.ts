@@ -55,6 +55,13 @@ export interface Scenario {
   rstAt: number
   /** ISNs and TSval clocks start just below 2^32. */
   wrap: boolean
+  /**
+   * Unsplice/resplice cycles after the first splice: for each, the unsplice is asked for
+   * `unspliceAfterMs` after the session became spliced, and the splice again
+   * `respliceAfterMs` after it is back in control mode (0: at once, inside `onUnspliced`,
+   * the TCBs just rebuilt from FWD state and nothing sent yet).
+   */
+  cycles?: { unspliceAfterMs: number; respliceAfterMs: number }[]
 }
 
 /** Options of {@link randomScenario}. */
@@ -63,6 +70,8 @@ export interface ScenarioOptions {
   lossy: boolean
   /** Largest transfer size one way. */
   maxBytes: number
+  /** The share of seeds that unsplice and splice again [0.4]. */
+  cycles?: number
 }
 
 function size(r: Random, max: number): number {
@@ -138,6 +147,19 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
     rstAt: peerBytes > 20_000 ? r.int(0, peerBytes - 20_000) : 0,
     wrap: r.chance(0.3),
   }
+  // Drawn from a second generator so that the seeds without cycles replay as before.
+  const rc = new Random((seed ^ 0x2545f491) >>> 0)
+  if (rc.chance(o.cycles ?? 0.4)) {
+    const n = rc.int(1, 3)
+    s.cycles = []
+    // An unsplice is refused once a FIN was forwarded: give both directions data to carry
+    // past the first splice (the earlier draws, midBytes and rstAt, stay valid).
+    if (s.up < 50_000) s.up = rc.int(50_000, Math.max(50_001, o.maxBytes))
+    if (s.down < 50_000) s.down = rc.int(50_000, Math.max(50_001, o.maxBytes))
+    for (let i = 0; i < n; i++) {
+      s.cycles.push({ unspliceAfterMs: rc.chance(0.3) ? 0 : rc.int(1, 25), respliceAfterMs: rc.chance(0.5) ? 0 : rc.int(1, 25) })
+    }
+  }
   return s
 }
 
@@ -161,6 +183,10 @@ export interface ScenarioResult {
   retransmits: number
   /** The run ended with a RST from one end. */
   aborted: boolean
+  /** Unsplices completed (back in control mode). */
+  unsplices: number
+  /** Unsplices refused or timed out, with the reasons. */
+  unspliceFailures: string[]
 }
 
 /** Loss or corruption configured on either wire. */
@@ -181,9 +207,18 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   /** Both peers' FINs had reached the proxy when the splice was asked for: nothing left to splice. */
   let bothFinished = false
   const proxyTcbs: Tcb[] = []
+  // Unsplice/resplice cycles: when the session became spliced, the unsplices asked for and
+  // completed, when the next splice is due, splices asked for in all.
+  let splicedAt = -1
+  let unsplicesAsked = 0
+  let unsplices = 0
+  let respliceDue = -1
+  let splicesAsked = 0
+  const unspliceFailures: string[] = []
   const requestSplice = (api: ProxySessionApi): void => {
     if (requestedAt >= 0 || api.state !== 'control') return
     requestedAt = net.clock.now()
+    splicesAsked++
     const w = wiring()
     bothFinished = w !== undefined && w.a.stage.tcb.peerFinished && w.b !== null && w.b.stage.tcb.peerFinished
     if (s.banner > 0 && s.when === 'open') {
@@ -201,6 +236,21 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     },
     onServerOpen: api => {
       if (s.when === 'open') requestSplice(api)
+    },
+    onSpliced: () => {
+      splicedAt = net.clock.now()
+    },
+    onUnspliced: api => {
+      const c = s.cycles?.[unsplices++]
+      if (c === undefined) return
+      if (c.respliceAfterMs === 0) {
+        splicesAsked++
+        api.splice({ mode: s.mode })
+      }
+      else respliceDue = net.clock.now() + c.respliceAfterMs
+    },
+    onUnspliceFailed: (_api, why) => {
+      unspliceFailures.push(why)
     },
     onSpliceFailed: (_api, why) => {
       refused = why
@@ -271,6 +321,17 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
         else if (s.when === 'mid' && (s.midDir === 'up' ? api.bytes.fromClient : api.bytes.fromServer) >= s.midBytes) requestSplice(api)
         else if (s.when === 'late' && (a.peerFinished || b.peerFinished)) requestSplice(api)
       }
+      const now = net.clock.now()
+      const c = s.cycles?.[unsplicesAsked]
+      if (c !== undefined && api.state === 'spliced' && splicedAt >= 0 && now >= splicedAt + c.unspliceAfterMs) {
+        unsplicesAsked++
+        api.unsplice()
+      }
+      if (respliceDue >= 0 && now >= respliceDue && api.state === 'control') {
+        respliceDue = -1
+        splicesAsked++
+        api.splice({ mode: s.mode })
+      }
     }
     if (s.teardown !== 'fin' && aborted === null && w !== undefined && w.fwd !== null) {
       // Once the splice began, and while the peer still has unacknowledged data: it keeps
@@ -327,10 +388,16 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   net.sched.runFor(100)
   const st = net.fw.stats
   if (st.active !== 0 || st.splicing !== 0 || st.spliced !== 0) problems.push(`forwarder not idle: ${JSON.stringify(st)}`)
-  const spliced = st.splices === 1
-  if (requestedAt >= 0 && !spliced && aborted === null) {
+  const spliced = st.splices >= 1
+  if (requestedAt >= 0 && st.splices < splicesAsked && aborted === null) {
     const legit = refused !== null && bothFinished
-    if (!legit) problems.push(`splice requested at ${requestedAt - start} ms did not complete: ${refused ?? 'still splicing'}`)
+    if (!legit) problems.push(`${splicesAsked} splices requested (the first at ${requestedAt - start} ms), ${st.splices} completed: ${refused ?? 'still splicing'}`)
+  }
+  if (st.unsplices !== unsplices) problems.push(`forwarder counted ${st.unsplices} unsplices, the handler saw ${unsplices}`)
+  // An unsplice is refused once a FIN was forwarded (the connection is closing); without
+  // loss the peers acknowledge well within unspliceTimeoutMs.
+  for (const why of unspliceFailures) {
+    if (!/a FIN was forwarded/.test(why) && !(lossy(s) && /unspliceTimeoutMs/.test(why))) problems.push(why)
   }
   if (requestedAt < 0 && aborted === null && s.when !== 'late') problems.push('the splice was never requested')
   const ends = [client.conn.stage.tcb, ...(sv === null ? [] : [sv.conn.stage.tcb])]
@@ -345,6 +412,8 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     rtoTimeouts: all.reduce((n, t) => n + t.counters.rtoTimeouts, 0),
     retransmits: all.reduce((n, t) => n + t.counters.retransmits, 0),
     aborted: aborted !== null,
+    unsplices,
+    unspliceFailures,
   }
 }
 
