@@ -637,7 +637,9 @@ export class Tcb {
     t.sndNxt = t.sndUna
     t.sndMax = t.sndUna
     t.bufSeq = t.sndUna
-    t.recover = t.sndUna
+    // RFC 6582 §3.2: "recover" starts at the ISS, so the first loss may start a recovery
+    // (at sndUna it blocked fast retransmit until the RTO, 1 s with no RTT estimate yet).
+    t.recover = t.iss
     t.rcvNxt = p.rcvNxt >>> 0
     t.irs = seqAdd(t.rcvNxt, -1)
     t.lastAckSent = t.rcvNxt

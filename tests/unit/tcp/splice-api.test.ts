@@ -89,3 +89,19 @@ t.test('Tcb.established (unsplice): ESTABLISHED from seq/ack/windows/options, sl
   t.equal(small.rcvWscale, 0, 'scaling needs both shifts')
   t.equal(small.snapshot().rcvWnd, 30000, 'the window offered before is honoured even above the buffer')
 })
+
+t.test('Tcb.established: the first loss after an unsplice is fast-retransmitted (RFC 6582 recover starts at the ISS)', async t => {
+  // Found by tests/e2e/proxy-unsplice.test.ts seed 1003: with "recover" at SND.UNA the
+  // rebuilt TCB ignored three duplicate ACKs and waited for its first RTO (1 s).
+  const host = new TestHost()
+  const tcb = Tcb.established(host, {
+    localPort: 8080, remotePort: 40001, sndNxt: 5000, rcvNxt: 1234, sndWnd: 60_000, rcvWnd: 30000,
+    peerMss: MSS, sndWscale: 0, rcvWscale: 0, sackOk: false, tsOk: false,
+  })
+  tcb.write(bytes(5 * MSS))
+  t.equal(host.take().length, 5, 'five segments out (initial window)')
+  for (let i = 0; i < 3; i++) deliver(host, tcb, { srcPort: 40001, dstPort: 8080, seq: 1234, ack: 5000, window: 60_000 })
+  expectSent(t, host, [{ flags: ACK, seq: 5000, len: MSS }], 'fast retransmit of the first segment')
+  t.equal(tcb.counters.fastRetransmits, 1)
+  t.equal(tcb.counters.rtoTimeouts, 0)
+})
