@@ -55,7 +55,17 @@ export function twoTcpHosts(o: NetOptions = {}) {
   return { clock, sched, wire, a, b, tcpA, tcpB }
 }
 
-/** One side of a transfer. */
+/** Options of {@link Pump}. */
+export interface PumpOptions {
+  /**
+   * FIN only once everything is sent and the peer's FIN arrived (default false: FIN as soon
+   * as everything is sent). A server behind MSOCKS needs it: a FIN forwarded before the
+   * client's would make the session unmovable.
+   */
+  finAfterPeer?: boolean
+}
+
+/** One side of a transfer: writes its bytes as the window allows, then FIN; hashes what arrives. */
 export class Pump {
   readonly hash = createHash('sha256')
   received = 0
@@ -64,7 +74,9 @@ export class Pump {
   closed = false
   error: string | null = null
   private readonly buf = new Uint8Array(65536)
-  constructor(readonly conn: TcpConnection, readonly data: Uint8Array, private readonly rng: Random | null = null) {
+  private readonly finAfterPeer: boolean
+  constructor(readonly conn: TcpConnection, readonly data: Uint8Array, private readonly rng: Random | null = null, opts: PumpOptions = {}) {
+    this.finAfterPeer = opts.finAfterPeer ?? false
     const tcb = conn.stage.tcb
     tcb.events = {
       connected: () => this.write(),
@@ -90,7 +102,7 @@ export class Pump {
       if (n === 0) break
       this.sent += n
     }
-    if (this.sent === this.data.length && !tcb.finQueued) tcb.shutdown()
+    this.maybeFin()
   }
   read(): void {
     const tcb = this.conn.stage.tcb
@@ -101,6 +113,11 @@ export class Pump {
       this.received += n
     }
     if (tcb.peerFinished) this.gotEnd = true
+    if (this.finAfterPeer) this.maybeFin()
+  }
+  private maybeFin(): void {
+    const tcb = this.conn.stage.tcb
+    if (this.sent === this.data.length && !tcb.finQueued && (!this.finAfterPeer || this.gotEnd)) tcb.shutdown()
   }
   digest(): string {
     return this.hash.digest('hex')
