@@ -10,7 +10,7 @@
  * seeded bytes both ways at once; each end hashes what it receives.
  * @module
  */
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { parseIPv4 } from '../core/bytes.js'
 import { ManualClock } from '../core/clock.js'
 import { Random } from '../core/random.js'
@@ -20,7 +20,8 @@ import { Host } from '../paths/host.js'
 import { IpRouter } from '../paths/ip-router.js'
 import { ProxyForwarder, type ProxyLayout } from '../paths/proxy/forwarder.js'
 import type { ProxySessionApi } from '../stages/proxy/session.js'
-import { TcpModule, type TcpConnection } from '../stages/tcp/module.js'
+import { TcpModule } from '../stages/tcp/module.js'
+import { Pump } from './pump.js'
 
 /** Addresses of the demo network. */
 export const DEMO_NET = {
@@ -85,50 +86,6 @@ export interface TransferResult {
   segmentsPerSec: number
   /** The middle box's paths after the transfer's splice (one line per path). */
   paths: string[]
-}
-
-/** One end of a transfer: writes its bytes as the window allows, then FIN; hashes what arrives. */
-class Endpoint {
-  readonly hash: Hash = createHash('sha256')
-  received = 0
-  sent = 0
-  gotEnd = false
-  closed = false
-  error: string | null = null
-  private readonly buf = new Uint8Array(65536)
-
-  constructor(readonly conn: TcpConnection, readonly data: Uint8Array) {
-    const tcb = conn.stage.tcb
-    tcb.events = {
-      connected: () => this.write(),
-      writable: () => this.write(),
-      data: () => this.read(),
-      end: () => this.read(),
-      error: r => { this.error = r },
-      closed: () => { this.closed = true },
-    }
-    conn.stage.app = { onData: () => this.read() }
-    if (tcb.state === 'ESTABLISHED') this.write()
-  }
-
-  private write(): void {
-    const tcb = this.conn.stage.tcb
-    while (this.sent < this.data.length) {
-      const n = tcb.write(this.data, this.sent, this.data.length - this.sent)
-      if (n === 0) break
-      this.sent += n
-    }
-    if (this.sent === this.data.length && !tcb.finQueued) tcb.shutdown()
-  }
-
-  private read(): void {
-    const tcb = this.conn.stage.tcb
-    for (let n; (n = tcb.read(this.buf)) > 0;) {
-      this.hash.update(this.buf.subarray(0, n))
-      this.received += n
-    }
-    if (tcb.peerFinished) this.gotEnd = true
-  }
 }
 
 /** Options of {@link runTransfer}. */
@@ -198,10 +155,10 @@ export function runTransfer(cfg: DemoConfig, o: TransferOptions): TransferResult
   const rng = new Random(o.seed)
   const up = rng.bytes(new Uint8Array(o.bytes))
   const down = rng.bytes(new Uint8Array(o.bytes))
-  let server: Endpoint | null = null
-  tcpS.listen(N.serverPort, conn => { server = new Endpoint(conn, down) })
-  const client = new Endpoint(tcpC.connect(target, targetPort), up)
-  const srv = (): Endpoint | null => server as Endpoint | null
+  let server: Pump | null = null
+  tcpS.listen(N.serverPort, conn => { server = new Pump(conn, down) })
+  const client = new Pump(tcpC.connect(target, targetPort), up)
+  const srv = (): Pump | null => server as Pump | null
   let dataWallMs = 0
   let dataVirtualMs = 0
   const done = (): boolean => {

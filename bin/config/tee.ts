@@ -5,9 +5,10 @@
  * Costs one call per batch when idle; no per-packet work unless recording.
  * @module
  */
-import type { Device, DeviceOffloads, DeviceStats, ReceiveHandler } from '../../core/device.js'
+import type { Device, ReceiveHandler } from '../../core/device.js'
 import type { Msg } from '../../core/msg.js'
 import { PcapWriter } from '../../drivers/pcap/pcap-file.js'
+import { DeviceWrapper } from '../../drivers/pcap/record.js'
 
 /** A recording in progress. */
 interface Recording {
@@ -19,32 +20,13 @@ interface Recording {
 }
 
 /** See the module comment. */
-export class TeeDevice implements Device {
-  /** The wrapped device. */
-  readonly inner: Device
+export class TeeDevice extends DeviceWrapper {
   private handler: ReceiveHandler | null = null
   private rec: Recording | null = null
 
   /** Wraps `inner`. */
   constructor(inner: Device) {
-    this.inner = inner
-  }
-
-  /** The wrapped device's name. */
-  get name(): string {
-    return this.inner.name
-  }
-  /** The wrapped device's MTU. */
-  get mtu(): number {
-    return this.inner.mtu
-  }
-  /** The wrapped device's MAC. */
-  get mac(): Uint8Array {
-    return this.inner.mac
-  }
-  /** The wrapped device's offloads. */
-  get offloads(): DeviceOffloads {
-    return this.inner.offloads
+    super(inner)
   }
 
   /** Sends through the wrapped device (recording first, if on). */
@@ -70,11 +52,6 @@ export class TeeDevice implements Device {
     }
     if (this.rec !== null) this.write(batch, count)
     this.handler(batch, count)
-  }
-
-  /** The wrapped device's counters. */
-  stats(): DeviceStats {
-    return this.inner.stats()
   }
 
   /** True while recording. */

@@ -7,7 +7,7 @@
  */
 export { PcapWriter, PcapFormatError, parsePcap, readPcap, PCAP_MAGIC_US, PCAP_MAGIC_NS, LINKTYPE_ETHERNET, DEFAULT_SNAPLEN } from './pcap-file.js'
 export type { PcapCapture, PcapRecord, PcapWriterOptions } from './pcap-file.js'
-export { RecordingDevice, recordDevice } from './record.js'
+export { DeviceWrapper, RecordingDevice, recordDevice } from './record.js'
 export type { RecordOptions } from './record.js'
 export { replayPcap } from './replay.js'
 export type { ReplayOptions, ReplayResult } from './replay.js'

@@ -25,24 +25,17 @@ export interface RecordOptions extends PcapWriterOptions {
   closeDevice?: boolean
 }
 
-/** A {@link Device} that records the traffic of another one; everything else is delegated. */
-export class RecordingDevice implements Device {
-  /** The recorded device. */
+/**
+ * A {@link Device} around another one: name, MTU, MAC, offloads and counters are the
+ * wrapped device's; subclasses say what `send`, `onReceive` and `close` add.
+ */
+export abstract class DeviceWrapper implements Device {
+  /** The wrapped device. */
   readonly inner: Device
-  /** The capture file being written. */
-  readonly writer: PcapWriter
-  private readonly rx: boolean
-  private readonly tx: boolean
-  private readonly closeDevice: boolean
-  private closed = false
 
-  /** Wraps `inner`, writing to `writer` (prefer {@link recordDevice}). */
-  constructor(inner: Device, writer: PcapWriter, opts: RecordOptions = {}) {
+  /** Wraps `inner`. */
+  constructor(inner: Device) {
     this.inner = inner
-    this.writer = writer
-    this.rx = opts.rx ?? true
-    this.tx = opts.tx ?? true
-    this.closeDevice = opts.closeDevice ?? true
   }
 
   /** The wrapped device's name. */
@@ -61,6 +54,38 @@ export class RecordingDevice implements Device {
   get offloads(): DeviceOffloads {
     return this.inner.offloads
   }
+
+  /** The wrapped device's counters. */
+  stats(): DeviceStats {
+    return this.inner.stats()
+  }
+
+  /** Sends `batch[0..count)` (through the wrapped device). */
+  abstract send(batch: Msg[], count: number): void
+  /** Installs the receive handler (on the wrapped device). */
+  abstract onReceive(handler: ReceiveHandler | null): void
+  /** Closes the wrapper (and, as the subclass says, the wrapped device). */
+  abstract close(): Promise<void>
+}
+
+/** A {@link Device} that records the traffic of another one; everything else is delegated. */
+export class RecordingDevice extends DeviceWrapper {
+  /** The capture file being written. */
+  readonly writer: PcapWriter
+  private readonly rx: boolean
+  private readonly tx: boolean
+  private readonly closeDevice: boolean
+  private closed = false
+
+  /** Wraps `inner`, writing to `writer` (prefer {@link recordDevice}). */
+  constructor(inner: Device, writer: PcapWriter, opts: RecordOptions = {}) {
+    super(inner)
+    this.writer = writer
+    this.rx = opts.rx ?? true
+    this.tx = opts.tx ?? true
+    this.closeDevice = opts.closeDevice ?? true
+  }
+
 
   /** Records `batch[0..count)` (if tx is on), then sends it through the wrapped device. */
   send(batch: Msg[], count: number): void {
@@ -81,11 +106,6 @@ export class RecordingDevice implements Device {
       if (w.open) for (let i = 0; i < count; i++) w.writeMsg(batch[i]!)
       handler(batch, count)
     })
-  }
-
-  /** The wrapped device's counters. */
-  stats(): DeviceStats {
-    return this.inner.stats()
   }
 
   /** Writes buffered records to the file (the recording keeps going). */

@@ -12,49 +12,10 @@ import { formatIPv4, parseIPv4 } from '../../core/bytes.js'
 import { MobileSocket, type MobileEndpoint, type MobileSocketError } from '../../clients/msocks/index.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { CLIENT1, CLIENT2, PROXY1, PROXY2, PROXY_PORT, SERVER, msocksNet } from '../helpers/msocks-net.js'
+import { Pump, sha } from '../helpers/tcp-net.js'
 
-/** The server side of a BIND: it connects out, sends `down`, hashes what it gets, FIN after the client's. */
-class ConnectingServer {
-  readonly hash = createHash('sha256')
-  received = 0
-  sent = 0
-  gotEnd = false
-  connected = false
-  failed: string | null = null
-  private readonly buf = new Uint8Array(65536)
-  constructor(readonly conn: TcpConnection, readonly down: Uint8Array) {
-    const tcb = conn.stage.tcb
-    tcb.events = {
-      connected: () => { this.connected = true; this.write() },
-      writable: () => this.write(), data: () => this.read(), end: () => this.read(),
-      error: why => { this.failed = why },
-    }
-    conn.stage.app = { onData: () => this.read() }
-  }
-  write(): void {
-    const tcb = this.conn.stage.tcb
-    while (this.connected && this.sent < this.down.length) {
-      const n = tcb.write(this.down, this.sent, this.down.length - this.sent)
-      if (n === 0) break
-      this.sent += n
-    }
-  }
-  read(): void {
-    const tcb = this.conn.stage.tcb
-    for (;;) {
-      const n = tcb.read(this.buf)
-      if (n === 0) break
-      this.hash.update(this.buf.subarray(0, n))
-      this.received += n
-    }
-    if (tcb.peerFinished && !this.gotEnd) {
-      this.gotEnd = true
-      if (this.sent === this.down.length) tcb.shutdown()
-    }
-  }
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+/** The server side of a BIND connects out (to BND.ADDR), sends `down`, hashes what it gets, FIN after the client's. */
+const connectingServer = (conn: TcpConnection, down: Uint8Array): Pump => new Pump(conn, down, null, { finAfterPeer: true })
 
 async function run(t: Test, layout: '1-path' | '2-path', seed: number): Promise<void> {
   t.comment(`seed ${seed} (wire impairments and data)`)
@@ -93,7 +54,7 @@ async function run(t: Test, layout: '1-path' | '2-path', seed: number): Promise<
   }
   sock.once('connect', writeMore)
   // Out of band: the server learns where to connect (as an FTP server gets a PORT command).
-  const server = new ConnectingServer(net.tcpS.connect(parseIPv4(b.host), b.port), down)
+  const server = connectingServer(net.tcpS.connect(parseIPv4(b.host), b.port), down)
   t.ok(await net.until(() => sock.isOpen || error !== null, 5000), 'second BIND reply: connected')
   t.equal(sock.peer?.host, SERVER, 'second reply: the server\'s address')
   t.equal(sock.peer?.port, server.conn.stage.tcb.localPort, 'second reply: the server\'s port')
@@ -151,9 +112,9 @@ t.test('bind: a peer other than DST.ADDR gets a RST; then the BIND times out wit
   t.ok(await net.until(() => bound !== null || error !== null, 5000), 'first reply')
   const b = bound as MobileEndpoint | null
   if (b === null) return
-  const intruder = new ConnectingServer(net.tcpS.connect(parseIPv4(b.host), b.port), new Uint8Array(10))
-  t.ok(await net.until(() => intruder.failed !== null, 5000), 'the wrong peer\'s connection ends')
-  t.equal(intruder.failed, 'refused', 'it got a RST')
+  const intruder = connectingServer(net.tcpS.connect(parseIPv4(b.host), b.port), new Uint8Array(10))
+  t.ok(await net.until(() => intruder.error !== null, 5000), 'the wrong peer\'s connection ends')
+  t.equal(intruder.error, 'refused', 'it got a RST')
   t.equal(net.fw.stats.bindRefused, 1, 'counted')
   t.ok(net.tcpP.listeners.has(b.port), 'the port still waits for the expected peer')
   t.notOk((sock as MobileSocket | null)?.isOpen, 'no second reply')

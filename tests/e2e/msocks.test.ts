@@ -12,43 +12,7 @@ import { MSOCKS_RECONNECT_REPLY_LENGTH, MobileSocket, MsocksRep, buildReconnect,
 import { buildGreeting, buildRequest, buildUserPass } from '../../stages/proxy/handlers/socks5.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { CLIENT1, CLIENT2, PROXY1, PROXY2, PROXY_PORT, SERVER, SERVER_PORT, msocksNet } from '../helpers/msocks-net.js'
-
-/** The server: sends `down`, hashes what it gets, closes once it has the client's FIN. */
-class ServerApp {
-  readonly hash = createHash('sha256')
-  received = 0
-  sent = 0
-  gotEnd = false
-  private readonly buf = new Uint8Array(65536)
-  constructor(readonly conn: TcpConnection, readonly down: Uint8Array) {
-    const tcb = conn.stage.tcb
-    tcb.events = { writable: () => this.write(), data: () => this.read(), end: () => this.read() }
-    conn.stage.app = { onData: () => this.read() }
-    this.write()
-  }
-  write(): void {
-    const tcb = this.conn.stage.tcb
-    while (this.sent < this.down.length) {
-      const n = tcb.write(this.down, this.sent, this.down.length - this.sent)
-      if (n === 0) break
-      this.sent += n
-    }
-  }
-  read(): void {
-    const tcb = this.conn.stage.tcb
-    for (;;) {
-      const n = tcb.read(this.buf)
-      if (n === 0) break
-      this.hash.update(this.buf.subarray(0, n))
-      this.received += n
-    }
-    // FIN only after the client's: a FIN forwarded earlier would make the session unmovable.
-    if (tcb.peerFinished && !this.gotEnd) {
-      this.gotEnd = true
-      if (this.sent === this.down.length) tcb.shutdown()
-    }
-  }
-}
+import { Pump } from '../helpers/tcp-net.js'
 
 /** clean: both links up; hard: the old link is cut first; -paused: the reader stopped a while before (octets acked but unread: Fig. 8). */
 type MoveKind = 'clean' | 'hard' | 'clean-paused' | 'hard-paused'
@@ -69,9 +33,9 @@ async function run(t: Test, c: Case): Promise<void> {
   const rnd = new Random(c.seed)
   const down = rnd.bytes(new Uint8Array(3_000_000))
   const up = rnd.bytes(new Uint8Array(2_000_000))
-  let server: ServerApp | null = null
+  let server: Pump | null = null
   net.tcpS.listen(SERVER_PORT, conn => {
-    server = new ServerApp(conn, down)
+    server = new Pump(conn, down, null, { finAfterPeer: true })
   })
   const ms = new MobileSocket({
     proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: SERVER_PORT }, auth: { user: 'alice', password: 'wonderland' },
@@ -157,17 +121,17 @@ async function run(t: Test, c: Case): Promise<void> {
     from.restore()
   }
   if (!t.ok(await net.until(() => (got === down.length && off === up.length) || error !== null, 300_000), 'everything downloaded and written')) {
-    t.comment(`got ${got} of ${down.length}, dataRead ${ms.dataRead}; server received ${(server as ServerApp | null)?.received} sent ${(server as ServerApp | null)?.sent}`)
+    t.comment(`got ${got} of ${down.length}, dataRead ${ms.dataRead}; server received ${(server as Pump | null)?.received} sent ${(server as Pump | null)?.sent}`)
     t.comment(net.fw.describe().join('\n'))
     for (const w of net.fw.sessions.values()) t.comment(JSON.stringify(w.fwd?.stats()))
-    t.comment(JSON.stringify((server as ServerApp | null)?.conn.stage.tcb.snapshot()))
+    t.comment(JSON.stringify((server as Pump | null)?.conn.stage.tcb.snapshot()))
     const cst = (ms as unknown as { leg: { sock: { conn: TcpConnection } } }).leg.sock.conn.stage
     t.comment(JSON.stringify(cst.tcb.snapshot()))
     t.comment(JSON.stringify(cst.stats()))
     for (const w of net.fw.sessions.values()) t.comment(JSON.stringify(w.fwd?.ba) + JSON.stringify(w.fwd?.ab))
   }
   ms.end()
-  const srv = () => server as ServerApp | null
+  const srv = () => server as Pump | null
   t.ok(await net.until(() => (ended && srv()?.gotEnd === true) || error !== null, 120_000), 'both FINs arrived')
   t.equal(error, null, 'no socket error')
   t.equal(done, c.moves.length, 'every move completed')
@@ -238,8 +202,8 @@ t.test('msocks: forged, foreign and inconsistent RECONNECTs are refused; the ses
   const rnd = new Random(21)
   const down = rnd.bytes(new Uint8Array(1_500_000))
   const up = rnd.bytes(new Uint8Array(500_000))
-  let server: ServerApp | null = null
-  net.tcpS.listen(SERVER_PORT, conn => { server = new ServerApp(conn, down) })
+  let server: Pump | null = null
+  net.tcpS.listen(SERVER_PORT, conn => { server = new Pump(conn, down, null, { finAfterPeer: true }) })
   const ms = new MobileSocket({ proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: SERVER_PORT }, auth: { user: 'alice', password: 'wonderland' }, connect: net.connect, now: () => net.clock.now() })
   const h = createHash('sha256')
   let got = 0
@@ -277,15 +241,15 @@ t.test('msocks: forged, foreign and inconsistent RECONNECTs are refused; the ses
   t.equal(ms.localAddress, CLIENT2)
   t.ok(await net.until(() => got === down.length, 120_000), 'the session went on')
   ms.end()
-  t.ok(await net.until(() => ended && (server as ServerApp | null)?.gotEnd === true, 60_000), 'closed both ways')
+  t.ok(await net.until(() => ended && (server as Pump | null)?.gotEnd === true, 60_000), 'closed both ways')
   t.equal(h.digest('hex'), createHash('sha256').update(down).digest('hex'), 'download intact')
-  t.equal((server as ServerApp | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
+  t.equal((server as Pump | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
   ms.destroy()
 })
 
 t.test('msocks: a plain SOCKS5 CONNECT gets no identifier', async t => {
   const net = msocksNet({ seed: 22 })
-  net.tcpS.listen(SERVER_PORT, conn => new ServerApp(conn, new Uint8Array(10)))
+  net.tcpS.listen(SERVER_PORT, conn => new Pump(conn, new Uint8Array(10), null, { finAfterPeer: true }))
   const greet = Buffer.concat([buildGreeting([2]), buildUserPass('alice', 'wonderland')])
   const plain = await raw(net, PROXY1, Buffer.concat([greet, buildRequest(1, { type: 'ipv4', ip: parseIPv4(SERVER) }, SERVER_PORT)]), 300)
   t.equal(plain[4 + 1], 0, 'CONNECT succeeded')
@@ -299,8 +263,8 @@ t.test('msocks: a broken connection (the link cut, retransmissions exhausted) mo
   const rnd = new Random(23)
   const down = rnd.bytes(new Uint8Array(1_500_000))
   const up = rnd.bytes(new Uint8Array(1_000_000))
-  let server: ServerApp | null = null
-  net.tcpS.listen(SERVER_PORT, conn => { server = new ServerApp(conn, down) })
+  let server: Pump | null = null
+  net.tcpS.listen(SERVER_PORT, conn => { server = new Pump(conn, down, null, { finAfterPeer: true }) })
   const ms = new MobileSocket({
     proxy: { host: PROXY1, port: PROXY_PORT }, target: { host: SERVER, port: SERVER_PORT }, auth: { user: 'alice', password: 'wonderland' },
     connect: net.connect, now: () => net.clock.now(), fallbacks: [{ proxyHost: PROXY1 }, { proxyHost: PROXY2 }], retryDelayMs: 1,
@@ -334,8 +298,8 @@ t.test('msocks: a broken connection (the link cut, retransmissions exhausted) mo
   t.equal(ms.localAddress, CLIENT2, 'the first fallback (the cut link) failed; the second worked')
   t.ok(await net.until(() => got === down.length && off === up.length, 120_000), 'transfer completed')
   ms.end()
-  t.ok(await net.until(() => ended && (server as ServerApp | null)?.gotEnd === true, 60_000), 'closed both ways')
+  t.ok(await net.until(() => ended && (server as Pump | null)?.gotEnd === true, 60_000), 'closed both ways')
   t.equal(h.digest('hex'), createHash('sha256').update(down).digest('hex'), 'download intact')
-  t.equal((server as ServerApp | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
+  t.equal((server as Pump | null)!.hash.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload intact')
   ms.destroy()
 })

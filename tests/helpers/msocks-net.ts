@@ -20,14 +20,14 @@ import { TcpModule } from '../../stages/tcp/module.js'
 import { TcpSocket } from '../../stages/tcp/socket.js'
 import type { TcbConfig } from '../../stages/tcp/tcb.js'
 import type { MobileConnectTarget, MobileTransport } from '../../clients/msocks/index.js'
+import { CLIENT, PROXY_A, PROXY_B, PROXY_PORT, SERVER, SERVER_PORT, staticArp } from './proxy-net.js'
 
-export const CLIENT1 = '10.0.0.2'
+/** Wires 1 and 2 are proxy-net's: the same client, proxy and server addresses and ports. */
+export { PROXY_PORT, SERVER, SERVER_PORT }
+export const CLIENT1 = CLIENT
 export const CLIENT2 = '10.0.2.2'
-export const PROXY1 = '10.0.0.1'
+export const PROXY1 = PROXY_A
 export const PROXY2 = '10.0.2.1'
-export const SERVER = '10.0.1.2'
-export const PROXY_PORT = 1080
-export const SERVER_PORT = 8080
 export const USERS = { alice: 'wonderland', mallory: 'evil' }
 
 /** Options of {@link msocksNet}. */
@@ -84,15 +84,12 @@ export function msocksNet(o: MsocksNetOptions = {}) {
   const ic1 = c.addInterface(w1.a, { address: `${CLIENT1}/24`, announce: false })
   const ic2 = c.addInterface(w3.a, { address: `${CLIENT2}/24`, announce: false })
   const ip1 = p.addInterface(w1.b, { address: `${PROXY1}/24`, announce: false })
-  const ip2 = p.addInterface(w2.a, { address: '10.0.1.1/24', announce: false })
+  const ip2 = p.addInterface(w2.a, { address: `${PROXY_B}/24`, announce: false })
   const ip3 = p.addInterface(w3.b, { address: `${PROXY2}/24`, announce: false })
   const is = s.addInterface(w2.b, { address: `${SERVER}/24`, announce: false })
-  ic1.arp.setStatic(parseIPv4(PROXY1), w1.b.mac)
-  ic2.arp.setStatic(parseIPv4(PROXY2), w3.b.mac)
-  ip1.arp.setStatic(parseIPv4(CLIENT1), w1.a.mac)
-  ip3.arp.setStatic(parseIPv4(CLIENT2), w3.a.mac)
-  ip2.arp.setStatic(parseIPv4(SERVER), w2.b.mac)
-  is.arp.setStatic(parseIPv4('10.0.1.1'), w2.a.mac)
+  staticArp(ic1, ip1)
+  staticArp(ic2, ip3)
+  staticArp(ip2, is)
   const isnSecret = new Uint8Array(16).fill(7)
   const tcb = o.tcb ?? {}
   const tcpC = new TcpModule(c, { config: { ...tcb, ...o.clientTcb }, isnSecret })

@@ -54,6 +54,33 @@ export interface ProxyKernelNet {
   close(): Promise<void>
 }
 
+/** Runs the undo steps `undo` pushed, last first; a step that throws does not stop the rest. */
+export async function unwind(undo: (() => unknown)[]): Promise<void> {
+  for (const f of undo.reverse()) {
+    try {
+      await f()
+    } catch {
+      // keep tearing down the rest
+    }
+  }
+}
+
+/** An undo stack that {@link unwind}s when test `t` ends: push a step after each resource is made. */
+export function undoOnTeardown(t: { teardown(fn: () => unknown): void }): (() => unknown)[] {
+  const undo: (() => unknown)[] = []
+  t.teardown(() => unwind(undo))
+  return undo
+}
+
+/** A kernel-side program's report: the last line of its output as JSON, or `{ error }` naming `what` and the output. */
+export function lastJson<T extends { error?: string }>(out: string, what: string): T {
+  try {
+    return JSON.parse(out.trim().split('\n').pop()!) as T
+  } catch {
+    return { error: `${what}: ${out}` } as T
+  }
+}
+
 /** Creates client ns + server ns + our proxy host with one TAP interface towards each. Cleans up after itself if any step fails. */
 export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions = {}): Promise<ProxyKernelNet> {
   const undo: (() => unknown)[] = []
@@ -61,13 +88,7 @@ export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
-    for (const f of undo.reverse()) {
-      try {
-        await f()
-      } catch {
-        // keep tearing down the rest
-      }
-    }
+    await unwind(undo)
   }
   try {
     const mtu = opts.mtu

@@ -9,7 +9,7 @@ import { parseIPv4 } from '../../core/bytes.js'
 import { ManualClock } from '../../core/clock.js'
 import { Scheduler } from '../../core/scheduler.js'
 import { MemoryWire, type Impairments } from '../../drivers/memory/wire.js'
-import { Host } from '../../paths/host.js'
+import { Host, type Interface } from '../../paths/host.js'
 import { ProxyForwarder, type ProxyForwarderOptions } from '../../paths/proxy/forwarder.js'
 import type { ProxyHandler } from '../../stages/proxy/session.js'
 import { TcpModule } from '../../stages/tcp/module.js'
@@ -22,6 +22,15 @@ export const PROXY_B = '10.0.1.1'
 export const SERVER = '10.0.1.2'
 export const PROXY_PORT = 1080
 export const SERVER_PORT = 8080
+
+/**
+ * Static ARP both ways between two interfaces on one wire: a corrupted ARP reply cannot be
+ * detected (ARP has no checksum) and would poison the cache; these tests are about TCP.
+ */
+export function staticArp(x: Interface, y: Interface): void {
+  x.arp.setStatic(y.address, y.mac)
+  y.arp.setStatic(x.address, x.mac)
+}
 
 /** Options of {@link proxyNet}. */
 export interface ProxyNetOptions {
@@ -54,11 +63,8 @@ export function proxyNet(handler: ProxyHandler, o: ProxyNetOptions = {}) {
   const ip1 = p.addInterface(w1.b, { address: `${PROXY_A}/24`, announce: false })
   const ip2 = p.addInterface(w2.a, { address: `${PROXY_B}/24`, announce: false })
   const is = s.addInterface(w2.b, { address: `${SERVER}/24`, announce: false })
-  // Static ARP: a corrupted ARP reply cannot be detected and would poison the cache.
-  ic.arp.setStatic(parseIPv4(PROXY_A), w1.b.mac)
-  ip1.arp.setStatic(parseIPv4(CLIENT), w1.a.mac)
-  ip2.arp.setStatic(parseIPv4(SERVER), w2.b.mac)
-  is.arp.setStatic(parseIPv4(PROXY_B), w2.a.mac)
+  staticArp(ic, ip1)
+  staticArp(ip2, is)
   const isnSecret = new Uint8Array(16).fill(3)
   const tcpC = new TcpModule(c, { config: o.client ?? {}, isnSecret })
   const tcpP = new TcpModule(p, { config: o.proxy ?? {}, isnSecret })

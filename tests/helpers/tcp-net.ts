@@ -9,7 +9,8 @@ import { Random } from '../../core/random.js'
 import { Scheduler } from '../../core/scheduler.js'
 import { MemoryWire, type Impairments } from '../../drivers/memory/wire.js'
 import { Host } from '../../paths/host.js'
-import { TcpModule, type TcpConnection } from '../../stages/tcp/module.js'
+import { TcpModule } from '../../stages/tcp/module.js'
+import { Pump } from '../../bin/pump.js'
 import type { TcbConfig } from '../../stages/tcp/tcb.js'
 
 export const IP_A = '10.0.0.1'
@@ -55,57 +56,7 @@ export function twoTcpHosts(o: NetOptions = {}) {
   return { clock, sched, wire, a, b, tcpA, tcpB }
 }
 
-/** One side of a transfer. */
-export class Pump {
-  readonly hash = createHash('sha256')
-  received = 0
-  sent = 0
-  gotEnd = false
-  closed = false
-  error: string | null = null
-  private readonly buf = new Uint8Array(65536)
-  constructor(readonly conn: TcpConnection, readonly data: Uint8Array, private readonly rng: Random | null = null) {
-    const tcb = conn.stage.tcb
-    tcb.events = {
-      connected: () => this.write(),
-      writable: () => this.write(),
-      data: () => this.read(),
-      end: () => this.read(),
-      error: r => {
-        this.error = r
-      },
-      closed: () => {
-        this.closed = true
-      },
-    }
-    conn.stage.app = { onData: () => this.read() }
-    if (tcb.state === 'ESTABLISHED') this.write()
-  }
-  write(): void {
-    const tcb = this.conn.stage.tcb
-    while (this.sent < this.data.length) {
-      // Random write sizes exercise Nagle and partial segments.
-      const want = this.rng ? Math.min(this.data.length - this.sent, 1 + this.rng.int(0, 6000)) : this.data.length - this.sent
-      const n = tcb.write(this.data, this.sent, want)
-      if (n === 0) break
-      this.sent += n
-    }
-    if (this.sent === this.data.length && !tcb.finQueued) tcb.shutdown()
-  }
-  read(): void {
-    const tcb = this.conn.stage.tcb
-    for (;;) {
-      const n = tcb.read(this.buf)
-      if (n === 0) break
-      this.hash.update(this.buf.subarray(0, n))
-      this.received += n
-    }
-    if (tcb.peerFinished) this.gotEnd = true
-  }
-  digest(): string {
-    return this.hash.digest('hex')
-  }
-}
+export { Pump, type PumpOptions } from '../../bin/pump.js'
 
 /** sha256 of `b`. */
 export function sha(b: Uint8Array): string {

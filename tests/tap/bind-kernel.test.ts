@@ -14,7 +14,7 @@ import { Host } from '../../paths/host.js'
 import { ProxyForwarder } from '../../paths/proxy/forwarder.js'
 import { socks5Proxy, type Socks5LogEvent } from '../../stages/proxy/handlers/socks5.js'
 import { TcpModule } from '../../stages/tcp/module.js'
-import { supervise } from '../helpers/proxy-kernel.js'
+import { lastJson, supervise, undoOnTeardown } from '../helpers/proxy-kernel.js'
 
 const DOWN = 8 * 2 ** 20
 const UP = 4 * 2 ** 20
@@ -81,25 +81,8 @@ interface Report {
   error?: string
 }
 
-const lastJson = <T>(out: string): T => {
-  try {
-    return JSON.parse(out.trim().split('\n').pop()!) as T
-  } catch {
-    return { error: `no report: ${out}` } as T
-  }
-}
-
 t.test('BIND: the bound address is reachable from the server namespace; kernel peers, spliced, digests equal', { skip: netAdminUnavailable() ?? false }, async t => {
-  const undo: (() => unknown)[] = []
-  t.teardown(async () => {
-    for (const f of undo.reverse()) {
-      try {
-        await f()
-      } catch {
-        // keep tearing down
-      }
-    }
-  })
+  const undo = undoOnTeardown(t)
   const clientNs = await Netns.create('bkc')
   undo.push(() => clientNs.delete())
   const serverNs = await Netns.create('bks')
@@ -133,13 +116,13 @@ t.test('BIND: the bound address is reachable from the server namespace; kernel p
   t.equal(bound.host, '10.78.2.1', 'BND.ADDR: the proxy\'s address on the server side')
   // Another address of the server namespace is not DST.ADDR: refused.
   const wrong = supervise(serverNs.spawn('node', ['-e', CONNECTING_SERVER, bound.host, String(bound.port), '10.78.2.3', '1000', '10000']), 'wrong peer', 15_000)
-  const w = lastJson<Report>(await wrong.done.catch((e: Error) => e.message))
+  const w = lastJson<Report>(await wrong.done.catch((e: Error) => e.message), 'no report')
   t.equal(w.error, 'ECONNREFUSED', 'a connection from 10.78.2.3 is refused (RST)')
   t.equal(fw.stats.bindRefused, 1, 'counted')
   const srv = supervise(serverNs.spawn('node', ['-e', CONNECTING_SERVER, bound.host, String(bound.port), '10.78.2.2', String(DOWN), String(LIMIT_MS)]), 'connecting server', LIMIT_MS + 5000)
   const [cout, sout] = await Promise.all([cli.done.catch((e: Error) => e.message), srv.done.catch((e: Error) => e.message)])
-  const c = lastJson<Report>(cout)
-  const s = lastJson<Report>(sout)
+  const c = lastJson<Report>(cout, 'no report')
+  const s = lastJson<Report>(sout, 'no report')
   const ms = Date.now() - started
   t.notOk(c.error, `client finished ${c.error ?? ''}`)
   t.notOk(s.error, `server finished ${s.error ?? ''}`)

@@ -21,7 +21,7 @@ import { Resplicer } from '../../paths/proxy/resplice.js'
 import { MsocksRep, MsocksService, type MsocksLogEvent } from '../../stages/proxy/handlers/msocks.js'
 import { socks5Proxy } from '../../stages/proxy/handlers/socks5.js'
 import { TcpModule } from '../../stages/tcp/module.js'
-import { DOWN_SEED, DUPLEX_SERVER, UP_SEED, supervise, type DuplexReport } from '../helpers/proxy-kernel.js'
+import { DOWN_SEED, DUPLEX_SERVER, UP_SEED, lastJson, supervise, undoOnTeardown, type DuplexReport } from '../helpers/proxy-kernel.js'
 
 const MB = Number(process.env.MSOCKS_KERNEL_MB ?? 100)
 const DOWN = Math.round((MB * 2 ** 20) / 4) * 4
@@ -48,16 +48,7 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
   // The client process imports the built library: a stale or missing dist is a build problem, not a skip.
   t.ok(existsSync(DIST), `${DIST} exists (run npm run build:ts)`)
   if (!existsSync(DIST)) return
-  const undo: (() => unknown)[] = []
-  t.teardown(async () => {
-    for (const f of undo.reverse()) {
-      try {
-        await f()
-      } catch {
-        // keep tearing down
-      }
-    }
-  })
+  const undo = undoOnTeardown(t)
   const clientNs = await Netns.create('mkc')
   undo.push(() => clientNs.delete())
   const serverNs = await Netns.create('mks')
@@ -106,13 +97,6 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
     moves: frac.map((f, i) => ({ at: Math.floor(DOWN * f), kind: kinds[i] })),
   }
   const cli = supervise(clientNs.spawn('node', [CLIENT_SCRIPT, JSON.stringify(cfg)]), 'mobile client', LIMIT_MS)
-  const lastJson = <T>(out: string, what: string): T => {
-    try {
-      return JSON.parse(out.trim().split('\n').pop()!) as T
-    } catch {
-      return { error: `${what}: ${out}` } as T
-    }
-  }
   const [cout, sout] = await Promise.all([cli.done.catch((e: Error) => e.message), srv.done.catch((e: Error) => e.message)])
   const c = lastJson<ClientReport>(cout, 'client')
   const s = lastJson<DuplexReport>(sout, 'server')

@@ -15,9 +15,8 @@
  * say why. A splice the forwarder cannot carry out falls back to relaying.
  * @module
  */
-import { ConfigError } from '../../../core/errors.js'
-import type { ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
-import { ipv4Option, portOption } from './options.js'
+import type { ProxyHandler } from '../session.js'
+import { ipv4Option, portOption, splicePolicy } from './options.js'
 
 /** When a {@link nullProxy} splices: never (relay only), as soon as connected, or after the server's first bytes. */
 export type NullSplice =
@@ -47,12 +46,7 @@ const SEEN = 'null.serverBytes'
 export function nullProxy(opts: NullProxyOptions): ProxyHandler {
   const ip = ipv4Option(opts.server, 'nullProxy: server')
   const port = portOption(opts.port, 'nullProxy: port')
-  const when = opts.splice ?? 'immediately'
-  const after = typeof when === 'object' ? when.afterBytes : null
-  if (after !== null && !(Number.isInteger(after) && after >= 0)) {
-    throw new ConfigError(`nullProxy: splice.afterBytes must be an integer >= 0, got ${after}`)
-  }
-  const base: SpliceOptions = opts.mode === undefined ? {} : { mode: opts.mode }
+  const policy = splicePolicy(opts.splice, opts.mode, 'nullProxy', SEEN)
 
   const handler: ProxyHandler = {
     name: 'null',
@@ -60,11 +54,7 @@ export function nullProxy(opts: NullProxyOptions): ProxyHandler {
       // No onClientData: the client's bytes are relayed (queued until the server is up).
       s.connect(ip, port)
     },
-    onServerOpen(s) {
-      if (when === 'never') s.relay()
-      else if (after === null || after === 0) s.splice({ ...base })
-      else s.data[SEEN] = 0
-    },
+    ...policy,
     onServerError(s) {
       s.reset()
     },
@@ -72,16 +62,6 @@ export function nullProxy(opts: NullProxyOptions): ProxyHandler {
       // The session stays in control mode: keep the bytes moving.
       s.relay()
     },
-  }
-  if (after !== null && after > 0) {
-    handler.onServerData = (s: ProxySessionApi, data: Uint8Array): void => {
-      const seen = ((s.data[SEEN] as number | undefined) ?? 0) + data.length
-      s.data[SEEN] = seen
-      // Once this chunk reaches n bytes, splice right after it: the splice moves whatever
-      // the proxy still holds, and from then on the session relays by itself.
-      if (seen >= after) s.splice({ ...base, afterClientBytes: data.length })
-      s.writeToClient(data)
-    }
   }
   return handler
 }

@@ -19,7 +19,8 @@
  * @module
  */
 import { ConfigError } from '../../../core/errors.js'
-import type { ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import type { ProxyHandler } from '../session.js'
+import { splicePolicy } from './options.js'
 import type { NullSplice } from './null.js'
 import { compileRules, type Socks5Rule, type Socks5RuleMatcher } from './socks5.js'
 
@@ -60,14 +61,7 @@ function fmt(ip: number, port: number): string {
 
 /** A transparent proxy to each intercepted connection's destination (see the module comment). Throws a ConfigError on bad options. */
 export function transparentProxy(opts: TransparentProxyOptions = {}): ProxyHandler {
-  const when = opts.splice ?? 'immediately'
-  const after = typeof when === 'object' ? when.afterBytes : null
-  if (typeof when !== 'object' && when !== 'never' && when !== 'immediately') {
-    throw new ConfigError(`transparentProxy: splice must be 'never', 'immediately' or { afterBytes: n }, got ${String(when)}`)
-  }
-  if (after !== null && !(Number.isInteger(after) && after >= 0)) {
-    throw new ConfigError(`transparentProxy: splice.afterBytes must be an integer >= 0, got ${after}`)
-  }
+  const policy = splicePolicy(opts.splice, opts.mode, 'transparentProxy', SEEN)
   let check: Socks5RuleMatcher | null = null
   if (opts.rules !== undefined) {
     try {
@@ -76,7 +70,6 @@ export function transparentProxy(opts: TransparentProxyOptions = {}): ProxyHandl
       throw new ConfigError((err as Error).message.replace(/^socks5Proxy:/, 'transparentProxy:'))
     }
   }
-  const base: SpliceOptions = opts.mode === undefined ? {} : { mode: opts.mode }
   const log = opts.onLog ?? null
 
   const handler: ProxyHandler = {
@@ -101,11 +94,7 @@ export function transparentProxy(opts: TransparentProxyOptions = {}): ProxyHandl
       log?.({ type: 'connect', session: s.id, dst })
       s.connect(c.localIp, c.localPort)
     },
-    onServerOpen(s) {
-      if (when === 'never') s.relay()
-      else if (after === null || after === 0) s.splice({ ...base })
-      else s.data[SEEN] = 0
-    },
+    ...policy,
     onServerError(s, why) {
       log?.({ type: 'server-error', session: s.id, dst: fmt(s.client.localIp, s.client.localPort), reason: why })
       s.reset()
@@ -113,15 +102,6 @@ export function transparentProxy(opts: TransparentProxyOptions = {}): ProxyHandl
     onSpliceFailed(s) {
       s.relay()
     },
-  }
-  if (after !== null && after > 0) {
-    handler.onServerData = (s: ProxySessionApi, data: Uint8Array): void => {
-      const seen = ((s.data[SEEN] as number | undefined) ?? 0) + data.length
-      s.data[SEEN] = seen
-      // As the plug gateway: splice right after the chunk that reaches n bytes.
-      if (seen >= after) s.splice({ ...base, afterClientBytes: data.length })
-      s.writeToClient(data)
-    }
   }
   return handler
 }
