@@ -326,7 +326,7 @@ function tablesFor(results: ConfigResult[]): { tables: ResultTable[]; targets: s
       'One connection in steady state on memory devices, no I/O in the timing: 64 data segments per round injected as a device batch, then the server\'s ACKs; the proxies\' TCBs verify checksums, buffer, ACK and resend; output into a recycling sink. Bytes out = bytes in and zero drops are checked after every run.',
       'ns/seg = per data segment (with what it triggers: the proxy\'s ACK to the client, its resend); ACK ns = per ACK from the server (consumed by TCB B, or rewritten and forwarded), from the 64:1 and 1:1 rounds.',
       'FWD and IP/FWD: a 1-path session spliced live; IP/FWD merges IP+FWD+IP into one stage on the same path (no new path is built, unlike Scout).',
-      'Each timing run uses a fresh connection (warmed up by 200 rounds): FWD/IP/FWD stop forwarding data after 2^31 bytes on one connection (stages/fwd/rewrite.ts compares seq with a fixed splice base: seqLt(seq, base) turns true half a sequence space later, the payload is chopped and a bare ACK forwarded, counted as chopped, not as a drop). Found by this benchmark; left to the FWD owners.',
+      'Each timing run uses a fresh connection (warmed up by 200 rounds). (This benchmark found that FWD stopped forwarding after 2^31 bytes on one connection, a splice base that never moved; fixed in stages/fwd/rewrite.ts, with a regression test.)',
       'Paper: Scout on a 200 MHz PentiumPro (1999), measured from round-trip latencies; compare the speedups, not the absolute numbers.',
     ],
   }

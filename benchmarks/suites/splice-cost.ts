@@ -227,7 +227,7 @@ export function spliceTables(r: Awaited<ReturnType<typeof runSpliceCost>>): Resu
       notes: [
         'Spliced at 30% of the bytes, unspliced at 65%. Drain = splice request to final FWD: the old TCBs send what they had acknowledged while new segments already go through the preliminary FWD.',
         'With a 1 Gbit/s client wire the client\'s window was grown on the fast leg; once spliced, its segments meet the 200 Mbit/s queue directly (before, the proxy\'s TCB B did): losses and recovery, hence the lower spliced rate. Scout\'s Fig. 10 had equal links.',
-        'Unsplice waits until each peer acknowledged everything forwarded (new data is dropped meanwhile and retransmitted to the new TCBs, which start in slow start): that wait and slow start are the dip.',
+        'Unsplice waits until each peer acknowledged everything forwarded (new data is held meanwhile and handed to the new TCBs, which start in slow start): that wait and slow start are the dip.',
       ],
     },
   ]
