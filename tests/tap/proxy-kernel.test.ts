@@ -4,7 +4,8 @@
 //   1. plug gateway, 1-path/2-path x relay/fwd/ipfwd: N MB down, spliced mid-download,
 //      then N MB up through the splice; digests on both ends, splice counters, FWD carried
 //      the rest, the spliced connection ends by FIN through FWD
-//   2. curl through the plug gateway (spliced mid-transfer) and through SOCKS5
+//   2. curl through the plug gateway (spliced mid-transfer) and through SOCKS5 (spliced after
+//      its reply; and a 100 MB download spliced mid-transfer to FWD and to IP/FWD)
 //   3. iperf3 through spliced connections (control and data), both directions
 //   4. tshark on both legs: checksums, no ack_lost_segment, the server's sequence numbers
 //      continuous across the splice, one constant seq offset between legs per direction
@@ -29,6 +30,8 @@ import {
 import { xorshiftFill } from '../helpers/tcp-kernel.js'
 
 const MB = Number(process.env.PROXY_KERNEL_MB ?? 20)
+/** Size of the SOCKS5 download spliced mid-transfer (PROXY_KERNEL_SOCKS_MB, default 100). */
+const SOCKS_MB = Number(process.env.PROXY_KERNEL_SOCKS_MB ?? 100)
 const N = Math.round(MB * 2 ** 20 / 4) * 4
 /** Generous real-time bounds: at least 20 s, plus 1 s per MB. */
 const LIMIT_MS = 20_000 + MB * 1000
@@ -262,6 +265,37 @@ function curlTests(): void {
       t.ok(log.some(l => l.includes('"type":"connected"')), 'socks5 logged the connection')
       t.comment(`curl via socks5: ${(r.speed / 2 ** 20).toFixed(1)} MiB/s, splice took ${fw.stats.spliceMsTotal.toFixed(1)} ms`)
     })
+
+    // Issue 6's proof: a large download through SOCKS5, relayed, then spliced mid-transfer.
+    const bigSize = Math.round(SOCKS_MB * 2 ** 20)
+    const big = new Uint8Array(bigSize)
+    xorshiftFill({ x: 0x7654321 }, big)
+    writeFileSync(join(dir, 'big'), big)
+    const wantBig = createHash('sha256').update(big).digest('hex')
+    for (const [mode, port] of [['fwd', 1082], ['ipfwd', 1083]] as const) {
+      await t.test(`curl --socks5 downloads ${SOCKS_MB} MB through socks5Proxy, spliced mid-transfer to ${mode}`, async t => {
+        const socks: ProxyHandler = socks5Proxy({ rules: [{ action: 'allow', dst: '10.77.2.0/24' }], splice: false })
+        let request = null as ReturnType<typeof spliceAfter> | null
+        let closed = ''
+        const fw = net.forwarder({
+          port, layout: '1-path', lingerMs: LINGER_MS,
+          handler: {
+            ...socks, name: socks.name,
+            onServerOpen: s => { socks.onServerOpen?.(s); request = spliceAfter(s, bigSize >> 2, { mode }) },
+            onClose: (s, why) => { closed = why; socks.onClose?.(s, why) },
+          },
+        })
+        const r = await curl(['--socks5', `${PROXY_A}:${port}`, `http://${SERVER}:8000/big`], join(dir, `got-big-${mode}`))
+        t.equal(r.sha, wantBig, `curl got the ${bigSize}-byte file through SOCKS5 intact (SHA-256)`)
+        const req = await request
+        t.ok(req !== null && req.bytes.fromServer < bigSize, `spliced mid-transfer, after ${req?.bytes.fromServer} bytes`)
+        await allClosed(fw, 5000)
+        t.equal(fw.stats.splices, 1, 'spliced once')
+        t.equal(fw.stats.spliceFailures, 0, 'no splice failures')
+        t.equal(closed, 'fin', 'the session ended by FIN')
+        t.comment(`curl --socks5, ${mode}: ${(r.speed / 2 ** 20).toFixed(1)} MiB/s, splice took ${fw.stats.spliceMsTotal.toFixed(1)} ms`)
+      })
+    }
   })
 }
 
