@@ -262,8 +262,9 @@ export class SpliceEngine {
     if (legs.mode === 'fwd') path.replace(pre, pre, [fin])
     else path.replace(path.stages[pre.index - 1]!, path.stages[pre.index + 1]!, [fin])
     pre.onEnd = null
-    pre.a.tcp.tcb.dispose()
-    pre.b.tcp.tcb.dispose()
+    // Drained: the old TCBs own no bytes; their rings (up to 2 x 256 KiB each) go now.
+    pre.a.tcp.tcb.releaseBuffers()
+    pre.b.tcp.tcb.releaseBuffers()
     w.fwd = fin
     path.ungate()
     const st = this.fw.stats

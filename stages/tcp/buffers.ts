@@ -27,6 +27,13 @@ export class ByteRing {
     if (n > this.limit) this.limit = n
   }
 
+  /** Frees the allocation and empties the ring (it grows again on the next write). */
+  release(): void {
+    this.buf = new Uint8Array(0)
+    this.head = 0
+    this.length = 0
+  }
+
   /** Current allocation. */
   get capacity(): number {
     return this.buf.length

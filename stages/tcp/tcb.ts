@@ -817,6 +817,17 @@ export class Tcb {
     this.keepAliveTimer.cancel()
   }
 
+  /**
+   * Stops the timers and frees the send and receive buffers: a TCB a splice has drained
+   * and replaced by FWD owns no bytes any more, and each ring may have grown to its limit
+   * (256 KiB by default). Its sequence state stays readable (snapshot()).
+   */
+  releaseBuffers(): void {
+    this.dispose()
+    this.sndBuf.release()
+    this.rcvBuf.release()
+  }
+
   /** A copy of everything splicing reads. */
   snapshot(): TcbSnapshot {
     return {

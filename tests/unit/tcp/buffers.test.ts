@@ -69,3 +69,16 @@ t.test('Scoreboard: sacked bytes, holes, trim', async t => {
   s.clear()
   t.equal(s.count, 0)
 })
+
+t.test('ByteRing.release frees the allocation; the ring works again afterwards', async t => {
+  const r = new ByteRing(1 << 20)
+  t.equal(r.append(new Uint8Array(100_000).fill(7), 0, 100_000), 100_000)
+  t.ok(r.capacity >= 100_000)
+  r.release()
+  t.equal(r.capacity, 0, 'nothing allocated')
+  t.equal(r.length, 0, 'empty')
+  t.equal(r.append(Uint8Array.of(1, 2, 3), 0, 3), 3)
+  const out = new Uint8Array(3)
+  r.copyOut(0, out, 0, 3)
+  t.same([...out], [1, 2, 3], 'grows again on the next write')
+})
