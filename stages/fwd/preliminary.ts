@@ -11,7 +11,8 @@
  *           their peers through the same path (`TcpStage.redirect`).
  * Drops:    FWD's reasons. ACK-only segments that acknowledge only drained data and open
  *           no window go to the old TCB and no further (counted as `absorbed`, not a drop);
- *           a repeat of a held segment is counted as `heldDuplicates`.
+ *           a repeat of a held segment is counted as `heldDuplicates`. A RST from a peer whose
+ *           connection already ended by FIN both ways is dropped as 'rst-after-fin'.
  * State:    FWD's, plus per leg: the old TCP stage, the end of its send stream, the last
  *           TSval sent to its peer; per peer: its highest ACK and window edge, its latest
  *           TSval, the segments held for it (at most 1 MiB; transient, this stage lives
@@ -37,6 +38,11 @@
  *   forwarded while the other TCB still sends carries that TCB's SND.MAX as its sequence
  *   number, inside the receiver's window (else the receiver drops it unread, RFC 9293
  *   §3.10.7.4).
+ * - A peer whose connection ended by FIN both ways (its FIN acknowledged, the FIN towards
+ *   it acknowledged) answers a late segment (a window update, a duplicate) with a RST
+ *   (RFC 9293 §3.10.7.1: it has no TCB any more). That RST aborts nothing: the other
+ *   connection's old TCB may still be delivering that peer's last bytes, and passing the
+ *   RST on would end the splice and lose them. It is dropped.
  * - Data for a peer beyond the right edge of its window (sent before the clamp reached
  *   the sender) is held and released as the window opens, instead of being dropped by the
  *   receiver and recovered only by a retransmission timeout.
@@ -172,10 +178,14 @@ export class PreliminaryFwdStage extends FwdStage {
   heldSegments = 0
   /** Retransmissions of data already held, dropped (the held copy goes out). */
   heldDuplicates = 0
+  /** RSTs from a peer whose connection had ended by FIN both ways, dropped ('rst-after-fin'). */
+  rstsAfterFin = 0
   /** Called once nothing is held any more (set by the splice engine while it waits to finalize). */
   onReleased: (() => void) | null = null
   private readonly va: PeerView
   private readonly vb: PeerView
+  /** Whether A's (B's) old TCB had received its peer's FIN at the splice (and acknowledged it). */
+  private readonly finAtSplice: readonly [boolean, boolean]
 
   /** Creates the stage and points both old TCBs' output at it. */
   constructor(cfg: PreliminaryFwdConfig) {
@@ -184,6 +194,7 @@ export class PreliminaryFwdStage extends FwdStage {
     this.b = cfg.b
     this.va = new PeerView(cfg.a)
     this.vb = new PeerView(cfg.b)
+    this.finAtSplice = [cfg.a.tcp.tcb.peerFinished, cfg.b.tcp.tcb.peerFinished]
     cfg.a.tcp.redirect = m => this.fromTcb(this.a, m, Dir.Backward)
     cfg.b.tcp.redirect = m => this.fromTcb(this.b, m, Dir.Forward)
   }
@@ -227,6 +238,10 @@ export class PreliminaryFwdStage extends FwdStage {
       const val = get32(buf, ts + 2)
       if (!view.hasTs || seqGe(val, view.tsVal)) view.tsVal = val
       view.hasTs = true
+    }
+    if ((flags & TcpFlag.RST) !== 0 && this.endedByFin(fwd)) {
+      this.rstsAfterFin++
+      return this.drop(msg, 'rst-after-fin')
     }
     if (!leg.tcp.tcb.drained && (flags & TcpFlag.RST) === 0) {
       // Step 3: the old TCB sees every segment, for its ACK only. (Not a RST: the TCB
@@ -295,6 +310,20 @@ export class PreliminaryFwdStage extends FwdStage {
       }
     } else this.forward(msg, dir, out)
     if (opened) this.release(leg, view, fwd)
+  }
+
+  /**
+   * True once the connection of leg A (`ofA`) or B ended by FIN both ways: its peer's FIN
+   * was acknowledged (by the old TCB before the splice, or by the other peer) and so was
+   * the FIN sent to that peer (the old TCB's own, or the other peer's forwarded).
+   */
+  private endedByFin(ofA: boolean): boolean {
+    const from = ofA ? this.ab : this.ba
+    const to = ofA ? this.ba : this.ab
+    const t = (ofA ? this.a : this.b).tcp.tcb
+    const peerFinAcked = this.finAtSplice[ofA ? 0 : 1]! || (from.finSeen && seqGe(to.lastAck, seqAdd(from.finSeq, 1 + from.seqOffset)))
+    const finToPeerAcked = (t.finQueued && seqGt(t.sndUna, t.finSeq)) || (to.finSeen && seqGe(from.lastAck, seqAdd(to.finSeq, 1 + to.seqOffset)))
+    return peerFinAcked && finToPeerAcked
   }
 
   /** The highest sequence number sent towards the peer of leg A (`fromA`) or B, by its old TCB or forwarded. */
@@ -446,6 +475,7 @@ export class PreliminaryFwdStage extends FwdStage {
     return {
       ...super.extraStats(),
       absorbed: this.absorbed,
+      rstsAfterFin: this.rstsAfterFin,
       held: this.heldSegments,
       heldDuplicates: this.heldDuplicates,
       drainedA: this.a.tcp.tcb.drained,
