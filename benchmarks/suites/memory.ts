@@ -104,7 +104,7 @@ export function memoryTables(rows: MemoryRow[]): ResultTable[] {
   const notes = [
     'Proxy share = (heap + ArrayBuffers growth with the proxy - the same through a router) / N, after full GCs. Unspliced: two TCBs (16 KB rings each, growing to 256 KB under load), the PROXY stage, the session, flow entries, one path. Spliced: FWD state, the path (ETH, IP, FWD, IP, ETH stages), the session, two flow entries.',
     'Scout: 256 KB of buffers per unspliced connection, under 36 bytes of FWD state.',
-    'ArrayBuffers columns: backing-store growth per connection in that run, the peers\' 16 KB of rings included. The spliced runs keep about as much as the unspliced one: after a splice the session\'s wiring still references both old TCP stages (Tcb.dispose() cancels timers but keeps the 2 x 16 KB rings). Releasing them (and keeping only the snapshot needed to unsplice) would remove about 64 KB per connection.',
+    'ArrayBuffers columns: backing-store growth per connection in that run, the peers\' 16 KB of rings included. Once spliced, the drained TCBs\' rings are freed (Tcb.releaseBuffers); what remains per connection is JavaScript objects: the path and its five stages, the FWD state, the session, the two old TCP stages (kept for their snapshots) and the flow entries. Scout\'s 36 bytes would need spliced connections to share one path and keep their FWD state in a table.',
   ]
   if (last !== undefined) {
     const best = Math.min(last.fwd, last.ipfwd)
