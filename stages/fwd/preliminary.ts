@@ -49,13 +49,14 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, checksumVouched, VNET_F_NEEDS_CSUM, type Msg, type VnetHeader } from '../../core/msg.js'
+import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
+import { checksumVouched, type Msg } from '../../core/msg.js'
 import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import type { TcpStage } from '../tcp/stage.js'
 import { TsMode } from './rewrite.js'
+import { copySegment, findTimestamps, refill, stripSack } from './segment-edit.js'
 import { FwdStage, type FwdConfig, type FwdEnd } from './stage.js'
 
 /** One of the two connections being drained. */
@@ -122,48 +123,6 @@ export interface PreliminaryFwdConfig extends FwdConfig {
   a: DrainingLeg
   /** Connection B (its peer's segments travel backward). */
   b: DrainingLeg
-}
-
-/**
- * Offset of the next option of `kind` in the TCP header at `tcp`, searching from `from`
- * (default: the first option); -1 if there is none or the options are malformed.
- */
-function findOption(buf: Uint8Array, tcp: number, kind: number, from = tcp + 20): number {
-  const end = tcp + ((buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2)
-  let i = from
-  while (i < end) {
-    const k = buf[i]!
-    if (k === 0) break
-    if (k === 1) {
-      i++
-      continue
-    }
-    const len = buf[i + 1] ?? 0
-    if (len < 2 || i + len > end) break
-    if (k === kind) return i
-    i += len
-  }
-  return -1
-}
-
-/** Finds the Timestamps option of the TCP header at `tcp`; returns its offset or -1. */
-export function findTimestamps(buf: Uint8Array, tcp: number): number {
-  const at = findOption(buf, tcp, 8)
-  return at >= 0 && buf[at + 1] === 10 ? at : -1
-}
-
-/** NOPs out every SACK option of the TCP header at `tcp`. */
-function stripSack(buf: Uint8Array, tcp: number): void {
-  for (let at = findOption(buf, tcp, 5); at >= 0; at = findOption(buf, tcp, 5, at)) buf.fill(1, at, at + buf[at + 1]!)
-}
-
-/** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst` (for a partial-checksum frame, only its pseudo-header part). */
-function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number, v: VnetHeader | null): void {
-  const len = end - tcp
-  // NEEDS_CSUM: the field holds only the pseudo-header sum; the device sums the rest (virtio §5.1.6.2).
-  if (v !== null && (v.flags & VNET_F_NEEDS_CSUM) !== 0) return set16(buf, tcp + TcpField.CHECKSUM, fold(pseudoHeaderSum(src, dst, 6, len)))
-  set16(buf, tcp + TcpField.CHECKSUM, 0)
-  set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
 }
 
 /** The preliminary FWD stage. */
@@ -246,12 +205,7 @@ export class PreliminaryFwdStage extends FwdStage {
     if (!leg.tcp.tcb.drained && (flags & TcpFlag.RST) === 0) {
       // Step 3: the old TCB sees every segment, for its ACK only. (Not a RST: the TCB
       // would take it and end the splice before it is passed on to the other peer.)
-      const n = msg.end - tcp
-      const copy = allocMsg(n)
-      copy.buf.set(buf.subarray(tcp, msg.end), copy.off)
-      copy.end = copy.off + n
-      copy.vnet = msg.vnet
-      leg.tcp.receive(copy)
+      leg.tcp.receive(copySegment(msg, tcp))
       if (this.ended !== null) return this.drop(msg, 'closed')
     }
     if ((flags & TcpFlag.ACK) !== 0 && seqLt(ack, leg.drainEnd)) {

@@ -20,12 +20,12 @@
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, type Msg } from '../../core/msg.js'
+import { checksumVouched, type Msg } from '../../core/msg.js'
 import { seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import type { TcpStage } from '../tcp/stage.js'
-import { findTimestamps } from './preliminary.js'
+import { copySegment, findTimestamps, refill, stripSack } from './segment-edit.js'
 import { TsMode } from './rewrite.js'
 import { FwdStage, type FwdConfig, type FwdEnd } from './stage.js'
 
@@ -49,31 +49,6 @@ export interface RespliceFwdConfig extends FwdConfig {
    * has sent this far its ACKs must be lowered.
    */
   clampUntil: number
-}
-
-/** Recomputes the checksum of the TCP segment `buf[tcp..end)` between `src` and `dst`. */
-function refill(buf: Uint8Array, tcp: number, end: number, src: number, dst: number): void {
-  set16(buf, tcp + TcpField.CHECKSUM, 0)
-  const len = end - tcp
-  set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
-}
-
-/** NOPs out every SACK option of the TCP header at `tcp` (its blocks may name the TCB's octets). */
-function stripSack(buf: Uint8Array, tcp: number): void {
-  const end = tcp + ((buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2)
-  let i = tcp + 20
-  while (i < end) {
-    const k = buf[i]!
-    if (k === 0) break
-    if (k === 1) {
-      i++
-      continue
-    }
-    const len = buf[i + 1] ?? 0
-    if (len < 2 || i + len > end) break
-    if (k === 5) buf.fill(1, i, i + len)
-    i += len
-  }
 }
 
 /** The resplice FWD stage. */
@@ -113,17 +88,12 @@ export class RespliceFwdStage extends FwdStage {
     const dstIp = get32(buf, msg.l3 + 16)
     if (dir === Dir.Forward) {
       const v = msg.vnet
-      if (!this.trustChecksums && !(v !== null && (v.flags & 3) !== 0) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
+      if (!this.trustChecksums && !checksumVouched(v) && checksum(buf, tcp, msg.end - tcp, pseudoHeaderSum(srcIp, dstIp, 6, msg.end - tcp)) !== 0) {
         return this.drop(msg, 'bad-checksum')
       }
       const leg = this.client
       if (!leg.tcp.tcb.drained) {
-        const n = msg.end - tcp
-        const copy = allocMsg(n)
-        copy.buf.set(buf.subarray(tcp, msg.end), copy.off)
-        copy.end = copy.off + n
-        copy.vnet = msg.vnet
-        leg.tcp.receive(copy)
+        leg.tcp.receive(copySegment(msg, tcp))
         if (this.ended !== null) return this.drop(msg, 'closed')
       }
       const flags = buf[tcp + TcpField.FLAGS]!
@@ -141,7 +111,7 @@ export class RespliceFwdStage extends FwdStage {
           const wnd = get16(buf, tcp + TcpField.WINDOW) * (1 << this.ab.inShift)
           set16(buf, tcp + TcpField.WINDOW, Math.floor(Math.max(0, wnd - short) / (1 << this.ab.inShift)))
           stripSack(buf, tcp)
-          refill(buf, tcp, msg.end, srcIp, dstIp)
+          refill(buf, tcp, msg.end, srcIp, dstIp, msg.vnet)
         }
       }
     }
@@ -186,7 +156,7 @@ export class RespliceFwdStage extends FwdStage {
         a = sent
         set32(buf, tcp + TcpField.ACK, a)
         stripSack(buf, tcp)
-        refill(buf, tcp, msg.end, this.ba.outSrcIp, this.ba.outDstIp)
+        refill(buf, tcp, msg.end, this.ba.outSrcIp, this.ba.outDstIp, msg.vnet)
         this.clamped++
       }
       if (!this.ackKnown || seqGt(a, this.ackToClient)) {
@@ -205,7 +175,7 @@ export class RespliceFwdStage extends FwdStage {
       d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
       this.ab.tsecrOffset = d.tsvalOffset
       set32(buf, ts + 2, leg.tsLastOut)
-      refill(buf, tcp, msg.end, d.outSrcIp, d.outDstIp)
+      refill(buf, tcp, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     } else leg.tsLastOut = val
   }
 
@@ -242,7 +212,7 @@ export class RespliceFwdStage extends FwdStage {
         changed = true
       } else leg.tsLastOut = val
     }
-    if (changed) refill(buf, tcp, msg.end, leg.tcp.localIp, leg.tcp.remoteIp)
+    if (changed) refill(buf, tcp, msg.end, leg.tcp.localIp, leg.tcp.remoteIp, msg.vnet)
     this.originate(msg, Dir.Backward)
   }
 
