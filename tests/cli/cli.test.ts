@@ -3,20 +3,12 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { main } from '../../bin/pathsplice.js'
 import type { DemoSummary } from '../../bin/demo.js'
+import { captureConsole } from '../helpers/console-capture.js'
 
-function capture(): { out: string[]; err: string[]; restore: () => void } {
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  return { out, err, restore: () => ((console.log = log), (console.error = error)) }
-}
 
 t.test('check: a good spec prints its paths', async t => {
   const dir = t.testdir({ 'ok.spec': 'def s = ETH -> IP\nr: tap0 -> s -> ETH -> tap1\n' })
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'check', join(dir, 'ok.spec')])
   c.restore()
   t.equal(code, 0)
@@ -28,7 +20,7 @@ t.test('check: a bad spec exits 2 with file:line:column', async t => {
   const dir = t.testdir({})
   const file = join(dir, 'bad.spec')
   writeFileSync(file, 'tap0 -> ETH\ntap0 -> -> IP\n')
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'check', file])
   c.restore()
   t.equal(code, 2)
@@ -36,7 +28,7 @@ t.test('check: a bad spec exits 2 with file:line:column', async t => {
 })
 
 t.test('check: a missing file exits 2 naming it', async t => {
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'check', '/nonexistent/x.spec'])
   c.restore()
   t.equal(code, 2)
@@ -44,7 +36,7 @@ t.test('check: a missing file exits 2 naming it', async t => {
 })
 
 t.test('demo --json: every configuration moves its bytes both ways with matching digests; the spliced ones splice', async t => {
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'demo', '--json', '--bytes', '300000', '--runs', '1', '--seed', '5'])
   c.restore()
   t.equal(code, 0)
@@ -71,7 +63,7 @@ t.test('demo --json: every configuration moves its bytes both ways with matching
 })
 
 t.test('demo: a table with every configuration', async t => {
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'demo', '--bytes', '100000', '--runs', '1', '--seed', '9'])
   c.restore()
   t.equal(code, 0)
@@ -81,7 +73,7 @@ t.test('demo: a table with every configuration', async t => {
 })
 
 t.test('demo: bad numbers are usage errors', async t => {
-  const c = capture()
+  const c = captureConsole()
   const code = await main(['node', 'pathsplice', 'demo', '--bytes', '-3'])
   c.restore()
   t.equal(code, 2)
@@ -89,7 +81,7 @@ t.test('demo: bad numbers are usage errors', async t => {
 })
 
 t.test('unknown commands and --help', async t => {
-  const c = capture()
+  const c = captureConsole()
   const w = process.stderr.write
   const o = process.stdout.write
   let printed = ''

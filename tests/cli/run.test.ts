@@ -8,21 +8,13 @@ import { PcapWriter, readPcap } from '../../drivers/pcap/index.js'
 import { buildArpRequest } from '../../stages/arp/packet.js'
 import { main } from '../../bin/pathsplice.js'
 import type { ForwarderStats } from '../../bin/config/runtime.js'
+import { captureConsole } from '../helpers/console-capture.js'
 
 const LOADER = './node_modules/@tapjs/typescript/dist/esm/import.mjs'
 
-function capture(): { out: string[]; err: string[]; restore: () => void } {
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  return { out, err, restore: () => ((console.log = log), (console.error = error)) }
-}
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const c = capture()
+  const c = captureConsole()
   try {
     const code = await main(['node', 'pathsplice', ...args])
     return { code, out: c.out.join('\n'), err: c.err.join('\n') }

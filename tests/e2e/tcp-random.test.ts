@@ -1,23 +1,9 @@
 import t from 'tap'
 import { Random, testSeed } from '../../core/random.js'
-import type { TcbConfig } from '../../stages/tcp/tcb.js'
-import { runTransfer, sha, twoTcpHosts } from '../helpers/tcp-net.js'
+import { randomTcbConfig, runTransfer, sha, twoTcpHosts } from '../helpers/tcp-net.js'
 import { traceTcp } from '../helpers/tcp-trace.js'
 
 const SEEDS = Number(process.env.TCP_RANDOM_SEEDS ?? 2000)
-
-function randomConfig(r: Random): TcbConfig {
-  return {
-    sack: r.chance(0.7),
-    timestamps: r.chance(0.7),
-    windowScaling: r.chance(0.7),
-    noDelay: r.chance(0.3),
-    delayedAckMs: r.chance(0.2) ? 0 : 40,
-    rcvBuf: r.chance(0.3) ? r.int(4096, 65535) : 262144,
-    sndBuf: r.chance(0.3) ? r.int(2048, 65535) : 262144,
-    minRtoMs: 200,
-  }
-}
 
 t.test(`randomized transfers through an impaired memory wire (${SEEDS} seeds)`, async t => {
   const base = testSeed()
@@ -39,7 +25,7 @@ t.test(`randomized transfers through an impaired memory wire (${SEEDS} seeds)`, 
       delayMs: r.int(0, 20),
       jitterMs: r.int(0, 5),
     }
-    const net = twoTcpHosts({ impair, seed, configA: randomConfig(r), configB: randomConfig(r), mtuA: r.chance(0.2) ? r.int(576, 1500) : 1500 })
+    const net = twoTcpHosts({ impair, seed, configA: randomTcbConfig(r), configB: randomTcbConfig(r), mtuA: r.chance(0.2) ? r.int(576, 1500) : 1500 })
     if (r.chance(0.3)) {
       // Sequence numbers and TSvals that cross 2^32 during the transfer.
       const near = (): number => (0xffffffff - r.int(0, 40000)) >>> 0

@@ -11,7 +11,7 @@ import type { ProxyLayout } from '../../paths/proxy/forwarder.js'
 import type { ProxyHandler, ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
 import type { Tcb, TcbConfig } from '../../stages/tcp/tcb.js'
 import { PROXY_A, PROXY_PORT, proxyNet, SERVER, SERVER_PORT } from './proxy-net.js'
-import { Pump, sha } from './tcp-net.js'
+import { Pump, randomTcbConfig, sha } from './tcp-net.js'
 
 /** When the splice is requested. */
 export type SpliceWhen =
@@ -83,16 +83,10 @@ function size(r: Random, max: number): number {
 }
 
 function tcbConfig(r: Random): TcbConfig {
+  // Draws in the same order as before (the base fields, then the MSS): seeds replay.
   return {
-    sack: r.chance(0.7),
-    timestamps: r.chance(0.7),
-    windowScaling: r.chance(0.7),
-    noDelay: r.chance(0.3),
-    delayedAckMs: r.chance(0.2) ? 0 : 40,
-    rcvBuf: r.chance(0.3) ? r.int(4096, 65535) : 262144,
-    sndBuf: r.chance(0.3) ? r.int(2048, 65535) : 262144,
+    ...randomTcbConfig(r),
     ...(r.chance(0.25) ? { mss: r.int(536, 1460) } : {}),
-    minRtoMs: 200,
     // Linux accepts segments without timestamps after they were negotiated; a splice
     // between a connection with timestamps and one without needs that (DESIGN §5).
     strictTimestamps: false,

@@ -79,3 +79,17 @@ export function runTransfer(net: ReturnType<typeof twoTcpHosts>, aData: Uint8Arr
   const ok = net.sched.runUntil(() => done() || client.error !== null || (server as Pump | null)?.error != null, net.clock.now() + (opts.limitMs ?? 600_000))
   return { ok: ok && done(), client, server: server as Pump | null, conn }
 }
+
+/** A randomized TCB configuration (options on or off, small or default buffers) for randomized transfer tests. */
+export function randomTcbConfig(r: Random): TcbConfig {
+  return {
+    sack: r.chance(0.7),
+    timestamps: r.chance(0.7),
+    windowScaling: r.chance(0.7),
+    noDelay: r.chance(0.3),
+    delayedAckMs: r.chance(0.2) ? 0 : 40,
+    rcvBuf: r.chance(0.3) ? r.int(4096, 65535) : 262144,
+    sndBuf: r.chance(0.3) ? r.int(2048, 65535) : 262144,
+    minRtoMs: 200,
+  }
+}
