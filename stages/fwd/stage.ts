@@ -24,6 +24,7 @@ import { Dir, Stage, type Dir as DirT } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import { FwdDirection, fixVnet, rewriteSegment, type FwdDirectionConfig } from './rewrite.js'
+import { findOption, findTimestamps } from './segment-edit.js'
 
 /** Why a splice ended. */
 export type FwdEnd = 'fin' | 'rst' | 'idle'
@@ -383,14 +384,15 @@ export class FwdStage extends Stage {
     const buf = msg.buf
     const keep = seqGt(d.highSeq, seq) ? Math.min(len, seqDiff(d.highSeq, seq)) : 0
     const ack = get32(buf, tcp + TcpField.ACK)
-    const ts = optionScan(buf, tcp, hlen)
+    const tsAt = findTimestamps(buf, tcp)
+    const ts = tsAt >= 0 ? get32(buf, tsAt + 2) : -1
     // A pure ACK goes on even when its ACK is not new: it is held only because its sequence
     // number lies beyond lost data, and it may answer a retransmission whose sender missed
     // the first ACK of that data (lost on the other wire); dropping it would leave that
     // sender retransmitting into a receiver that never acknowledges again until the
     // unsplice times out. Unspliced, FWD forwards such duplicate ACKs as they come.
     const pureAck = len === 0 && (flags & TcpFlag.FIN) === 0
-    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (pureAck || seqGt(ack, d.lastAck) || scanSack))) {
+    if (keep > 0 || ((flags & TcpFlag.ACK) !== 0 && (pureAck || seqGt(ack, d.lastAck) || findOption(buf, tcp, 5) >= 0))) {
       const c = msg.clone()
       const cb = c.buf
       // FWD reads the addresses from the IP header in front of `off`: the clone needs it.
@@ -476,31 +478,4 @@ export class FwdStage extends Stage {
     if (quiet >= this.idleMs) this.end('idle')
     else this.idleTimer!.set(this.idleMs - quiet)
   }
-}
-
-/** Set by {@link optionScan}: the segment carries SACK blocks. */
-let scanSack = false
-
-/**
- * Scans the options of the TCP header (`hlen` bytes) at `tcp`: returns the TSval, or -1
- * without one, and sets {@link scanSack}.
- */
-function optionScan(buf: Uint8Array, tcp: number, hlen: number): number {
-  scanSack = false
-  let ts = -1
-  const end = tcp + hlen
-  for (let i = tcp + 20; i < end;) {
-    const kind = buf[i]!
-    if (kind === 0) break
-    if (kind === 1) {
-      i++
-      continue
-    }
-    const len = buf[i + 1] ?? 0
-    if (len < 2 || i + len > end) break
-    if (kind === 8 && len === 10) ts = get32(buf, i + 2)
-    else if (kind === 5) scanSack = true
-    i += len
-  }
-  return ts
 }
