@@ -173,10 +173,10 @@ export class SpliceEngine {
     }
     const mode = opts.mode ?? this.fw.mode
     const n = opts.unspliceAfterServerBytes
-    this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: n === undefined ? null : seqAdd(s.spliceServerMark ?? snapB.rcvNxt, n) })
+    const at = n === undefined ? null : seqAdd(s.spliceServerMark ?? snapB.rcvNxt, n)
+    this.legs.set(w, { a: snapA, b: snapB, mode, started, unspliceAt: at })
     w.fwd = pre
     w.mode = mode
-    const at = this.legs.get(w)!.unspliceAt
     if (at !== null) {
       // The unsplice point may be reached (or be behind us) while the old TCBs drain:
       // from then on new data is held for the TCBs the unsplice will build (an HTTP
