@@ -12,7 +12,8 @@
  * Drops:    FWD's reasons. ACK-only segments that acknowledge only drained data and open
  *           no window go to the old TCB and no further (counted as `absorbed`, not a drop);
  *           a repeat of a held segment is counted as `heldDuplicates`. A RST from a peer whose
- *           connection already ended by FIN both ways is dropped as 'rst-after-fin'.
+ *           connection already ended by FIN both ways is dropped as 'rst-after-fin' while
+ *           the other peer's old TCB still owes it data (passed on, it ends the splice).
  * State:    FWD's, plus per leg: the old TCP stage, the end of its send stream, the last
  *           TSval sent to its peer; per peer: its highest ACK and window edge, its latest
  *           TSval, the segments held for it (at most 1 MiB; transient, this stage lives
@@ -198,7 +199,9 @@ export class PreliminaryFwdStage extends FwdStage {
       if (!view.hasTs || seqGe(val, view.tsVal)) view.tsVal = val
       view.hasTs = true
     }
-    if ((flags & TcpFlag.RST) !== 0 && this.endedByFin(fwd)) {
+    // Dropped only while the other peer's old TCB still owes it data: once that drained,
+    // the RST cuts nothing off, and passing it on ends the splice as any RST does.
+    if ((flags & TcpFlag.RST) !== 0 && this.endedByFin(fwd) && !(fwd ? this.b : this.a).tcp.tcb.drained) {
       this.rstsAfterFin++
       return this.drop(msg, 'rst-after-fin')
     }
