@@ -467,6 +467,9 @@ export class SpliceEngine {
       tsRecent,
       tsOffset: (lastOut + 1 - now) >>> 0,
       tsLastSent: lastOut >>> 0,
+      // The old TCB's estimate: without one, a loss right after the unsplice waits 1 s.
+      srtt: snap.srtt,
+      rttvar: snap.rttvar,
     }
     return new TcpStage({
       time: this.fw.host.scheduler, localIp: c.localIp, remoteIp: c.remoteIp, localPort: snap.localPort, remotePort: snap.remotePort,

@@ -326,6 +326,8 @@ export interface TcbSnapshot {
   ssthresh: number
   /** Smoothed RTT (ms, 0 before the first sample), current RTO. */
   srtt: number
+  /** RTT variation (ms, RFC 6298). */
+  rttvar: number
   /** Current RTO (ms). */
   rto: number
   /** True while in drain mode; `drained` once it finished. */
@@ -369,6 +371,14 @@ export interface EstablishedParams {
    * and every segment would fail PAWS (RFC 7323 §5.3). Default: one tick before `tsOffset`'s clock.
    */
   tsLastSent?: number
+  /**
+   * The RTT estimate to start from (ms; 0 or absent: none, the first RTO is the initial
+   * 1 s of RFC 6298 (2.1)). The splice engine passes the old TCB's: same peer, same path,
+   * as Linux seeds a new connection from its per-destination metrics cache.
+   */
+  srtt?: number
+  /** RTTVAR to go with {@link EstablishedParams.srtt} (default srtt / 2, RFC 6298 (2.2)). */
+  rttvar?: number
 }
 
 const stateChannel = channel('pathsplice:tcp:state')
@@ -663,6 +673,11 @@ export class Tcb {
     t.sndWl2 = t.sndUna
     t.updateSndMss()
     t.initCwnd()
+    if (p.srtt !== undefined && p.srtt > 0) {
+      t.srtt = p.srtt
+      t.rttvar = p.rttvar ?? p.srtt / 2
+      t.rto = t.rtoFromSrtt()
+    }
     t.active = true
     t.setState('ESTABLISHED', 'built from spliced state')
     return t
@@ -865,6 +880,7 @@ export class Tcb {
       cwnd: this.cwnd,
       ssthresh: this.ssthresh,
       srtt: this.srtt,
+      rttvar: this.rttvar,
       rto: this.rto,
       draining: this.drainMode && !this.drainDone,
       drained: this.drainDone,

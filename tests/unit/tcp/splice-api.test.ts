@@ -105,3 +105,28 @@ t.test('Tcb.established: the first loss after an unsplice is fast-retransmitted 
   t.equal(tcb.counters.fastRetransmits, 1)
   t.equal(tcb.counters.rtoTimeouts, 0)
 })
+
+t.test('Tcb.established: the RTT estimate carried over from the old TCB sets the first RTO (not the initial 1 s)', async t => {
+  const mk = (rtt: { srtt?: number; rttvar?: number }) => {
+    const host = new TestHost()
+    const tcb = Tcb.established(host, {
+      localPort: 8080, remotePort: 40001, sndNxt: 5000, rcvNxt: 1234, sndWnd: 60_000, rcvWnd: 30000,
+      peerMss: MSS, sndWscale: 0, rcvWscale: 0, sackOk: false, tsOk: false, ...rtt,
+    }, { minRtoMs: 50 })
+    tcb.write(bytes(MSS))
+    host.take()
+    return { host, tcb }
+  }
+  const seeded = mk({ srtt: 40, rttvar: 10 })
+  t.equal(seeded.tcb.rto, 80, 'RTO = SRTT + 4 RTTVAR (RFC 6298 (2.3))')
+  seeded.host.advanceTo(79)
+  t.equal(seeded.host.take().length, 0, 'nothing before the RTO')
+  seeded.host.advanceTo(80)
+  expectSent(t, seeded.host, [{ flags: ACK, seq: 5000, len: MSS }], 'retransmitted at the carried-over RTO')
+  const halfVar = mk({ srtt: 40 })
+  t.equal(halfVar.tcb.rto, 120, 'RTTVAR defaults to SRTT / 2 (RFC 6298 (2.2))')
+  const none = mk({})
+  t.equal(none.tcb.rto, 1000, 'no estimate: the initial RTO')
+  none.host.advanceTo(999)
+  t.equal(none.host.take().length, 0)
+})
