@@ -26,6 +26,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, release, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { parseIPv4 } from '../core/bytes.js'
 import { Scheduler } from '../core/scheduler.js'
 import { Netns, TapDevice, haveTool, netAdminUnavailable, run } from '../drivers/tap/index.js'
@@ -45,10 +46,10 @@ const LABEL: Record<E2eKind, string> = {
   fwd: 'pathsplice proxy spliced to FWD', ipfwd: 'pathsplice proxy spliced to IP/FWD',
 }
 
-/** One measured row. */
 /** TAP offloads: none, VNET_HDR only (checksum offload), VNET_HDR + TSO; the veth references keep the kernel's. */
 export type Offloads = 'none' | 'vnet' | 'tso' | 'kernel default'
 
+/** One measured row. */
 export interface E2eResult {
   kind: E2eKind
   offloads: Offloads
@@ -69,13 +70,56 @@ function isDir(p: string): boolean {
     return false
   }
 }
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? process.argv[i + 1] : undefined
+const USAGE = `Usage: node dist/benchmarks/e2e-tap.js [options]   (root; after npm run build)
+
+End to end with real Linux peers in network namespaces: iperf3 Gbit/s, 1-byte round trips,
+CPU-s/GB, for ${KINDS.join(', ')}.
+
+Options:
+  --seconds <n>   iperf3 duration per configuration (default 5)
+  --rtts <n>      1-byte request/response round trips (default 10000; the first 100 warm up)
+  --only <list>   comma-separated configurations from the list above
+  -h, --help      this text
+Writes benchmarks/results/<date>/e2e-tap.{json,md}.`
+
+/** The command line, checked before anything starts (exit 2 with the reason on a bad flag). */
+function parseCommandLine(): { seconds: number; rtts: number; only: E2eKind[] | undefined } {
+  let values: { seconds?: string; rtts?: string; only?: string; help?: boolean }
+  try {
+    values = parseArgs({
+      options: { seconds: { type: 'string' }, rtts: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values
+  } catch (e) {
+    console.error(`e2e-tap: ${(e as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
+  if (values.help === true) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const count = (name: string, v: string | undefined, dflt: number, min: number): number => {
+    if (v === undefined) return dflt
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) {
+      console.error(`e2e-tap: --${name} must be an integer >= ${min}, got '${v}'`)
+      process.exit(2)
+    }
+    return n
+  }
+  let only: E2eKind[] | undefined
+  if (values.only !== undefined) {
+    only = values.only.split(',').map(k => k.trim()) as E2eKind[]
+    const bad = only.filter(k => !KINDS.includes(k))
+    if (bad.length > 0) {
+      console.error(`e2e-tap: unknown configuration(s) ${bad.join(', ')} in --only; choose from ${KINDS.join(', ')}`)
+      process.exit(2)
+    }
+  }
+  return { seconds: count('seconds', values.seconds, 5, 1), rtts: count('rtts', values.rtts, 10_000, 200), only }
 }
-const seconds = Number(arg('--seconds') ?? 5)
-const rtts = Number(arg('--rtts') ?? 10_000)
-const only = arg('--only')?.split(',') as E2eKind[] | undefined
+const { seconds, rtts, only } = parseCommandLine()
 
 const C_IP = '10.78.1.1'
 const A_IP = '10.78.1.254'
