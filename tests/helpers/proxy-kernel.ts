@@ -9,6 +9,9 @@
  * can exist at once. Plus the kernel-side programs of the proxy tests (run with `node -e`).
  */
 import { parseIPv4 } from '../../core/bytes.js'
+import type { Device, ReceiveHandler } from '../../core/device.js'
+import type { Msg } from '../../core/msg.js'
+import { Random } from '../../core/random.js'
 import { Scheduler } from '../../core/scheduler.js'
 import { Netns, TapDevice } from '../../drivers/tap/index.js'
 import { Host } from '../../paths/host.js'
@@ -31,6 +34,12 @@ export interface ProxyKernelNetOptions {
   mtu?: number
   /** Open both TAPs with IFF_VNET_HDR (`vnet`) or IFF_VNET_HDR + TSO (`tso`) [none]. */
   offloads?: 'none' | 'vnet' | 'tso'
+  /**
+   * Our host drops this share of the TCP segments with payload it receives on either TAP,
+   * seeded (this kernel has no netem): after a splice the kernel peers see the holes and
+   * send SACK blocks through FWD [no loss].
+   */
+  rxLoss?: { rate: number; seed: number }
 }
 
 /** The two namespaces, our host and its two TAP devices. */
@@ -39,6 +48,8 @@ export interface ProxyKernelNet {
   clientNs: Netns
   /** Namespace of the server (10.77.2.2). */
   serverNs: Netns
+  /** TCP data segments dropped by {@link ProxyKernelNetOptions.rxLoss}, per device name. */
+  rxLost: Record<string, number>
   /** Our TAP device towards the client (its kernel side is in clientNs, same name). */
   devC: TapDevice
   /** Our TAP device towards the server. */
@@ -81,6 +92,46 @@ export function lastJson<T extends { error?: string }>(out: string, what: string
   }
 }
 
+/**
+ * `d` as our host sees it, minus a share `rate` of the received IPv4 TCP segments that carry
+ * payload (counted in `lost[d.name]`); everything else passes untouched.
+ */
+function rxLossDevice(d: TapDevice, rate: number, rng: Random, lost: Record<string, number>): Device {
+  lost[d.name] = 0
+  const keep: Msg[] = []
+  return {
+    name: d.name, mtu: d.mtu, mac: d.mac, offloads: d.offloads,
+    send: (batch, count) => d.send(batch, count),
+    stats: () => d.stats(),
+    close: () => d.close(),
+    onReceive(handler: ReceiveHandler | null) {
+      if (handler === null) return d.onReceive(null)
+      d.onReceive((batch, count) => {
+        keep.length = 0
+        for (let i = 0; i < count; i++) {
+          const m = batch[i]!
+          const b = m.buf
+          const e = m.off
+          // Ethernet (no VLAN) + IPv4 + TCP with payload (the virtio-net header, if any, is kept apart in m.vnet).
+          const ip = e + 14
+          if (m.end - ip >= 40 && b[e + 12] === 0x08 && b[e + 13] === 0 && b[ip + 9] === 6) {
+            const ihl = (b[ip]! & 0xf) << 2
+            const total = (b[ip + 2]! << 8) | b[ip + 3]!
+            const thl = (b[ip + ihl + 12]! >>> 4) << 2
+            if (total - ihl - thl > 0 && rng.chance(rate)) {
+              lost[d.name]!++
+              m.free()
+              continue
+            }
+          }
+          keep.push(m)
+        }
+        if (keep.length > 0) handler(keep, keep.length)
+      })
+    },
+  }
+}
+
 /** Creates client ns + server ns + our proxy host with one TAP interface towards each. Cleans up after itself if any step fails. */
 export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions = {}): Promise<ProxyKernelNet> {
   const undo: (() => unknown)[] = []
@@ -104,8 +155,10 @@ export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions
     undo.push(() => devS.close())
     const sched = new Scheduler()
     const host = new Host(sched, { name: 'proxy' })
-    host.addInterface(devC, { address: `${PROXY_A}/24` })
-    host.addInterface(devS, { address: `${PROXY_B}/24` })
+    const rxLost: Record<string, number> = {}
+    const lossy = (d: TapDevice): Device => (opts.rxLoss ? rxLossDevice(d, opts.rxLoss.rate, new Random(opts.rxLoss.seed), rxLost) : d)
+    host.addInterface(lossy(devC), { address: `${PROXY_A}/24` })
+    host.addInterface(lossy(devS), { address: `${PROXY_B}/24` })
     // A short MSL: the proxy's actively closed leg leaves TIME-WAIT (2 MSL) quickly, so a
     // relayed session ends within a test (60 s by default).
     const tcp = new TcpModule(host, { config: { minRtoMs: 200, mslMs: 100, ...opts.tcb } })
@@ -124,7 +177,7 @@ export async function proxyKernelNet(prefix: string, opts: ProxyKernelNetOptions
     await clientNs.ip('route', 'add', '10.77.2.0/24', 'via', PROXY_A)
     await serverNs.ip('route', 'add', '10.77.1.0/24', 'via', PROXY_B)
     return {
-      clientNs, serverNs, devC, devS, sched, host, tcp, forwarders,
+      clientNs, serverNs, devC, devS, sched, host, tcp, forwarders, rxLost,
       forwarder(o) {
         const fw = new ProxyForwarder({ host, tcp, ...o })
         forwarders.push(fw)

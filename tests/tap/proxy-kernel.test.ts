@@ -8,7 +8,9 @@
 //      its reply; and a 100 MB download spliced mid-transfer to FWD and to IP/FWD)
 //   3. iperf3 through spliced connections (control and data), both directions
 //   4. tshark on both legs: checksums, no ack_lost_segment, the server's sequence numbers
-//      continuous across the splice, one constant seq offset between legs per direction
+//      continuous across the splice, one constant seq offset between legs per direction;
+//      and with 1% of the data segments lost at our host: timestamps and SACK blocks on
+//      each leg consistent with that leg (mapped across the IP/FWD splice)
 // PROXY_KERNEL_MB sets N (default 20; 100 works); PROXY_KERNEL_DUPLEX=1 runs test 1's two
 // directions at once (exposes a known splice bug, see plugTransfer).
 import t from 'tap'
@@ -18,6 +20,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseIPv4 } from '../../core/bytes.js'
+import { testSeed } from '../../core/random.js'
+import { seqDiff, seqGt, seqLe, seqLt } from '../../core/seq.js'
 import { haveTool, netAdminUnavailable, run, type Netns } from '../../drivers/tap/index.js'
 import type { ProxyForwarder } from '../../paths/proxy/forwarder.js'
 import { socks5Proxy } from '../../stages/proxy/handlers/socks5.js'
@@ -108,6 +112,7 @@ if (unavailable !== null) {
   curlTests()
   iperf3Test()
   tsharkTest()
+  tsharkLossTest()
   serverSpeaksFirst()
 }
 
@@ -461,6 +466,171 @@ function tsharkTest(): void {
     const upPairs = pairs(legC, legS, CLIENT, PROXY_B, splicedAt)
     t.equal(upPairs.offsets.size, 1, `client -> server: one seq offset (server leg - client leg) for all ${[...upPairs.offsets.values()].reduce((a, b) => a + b, 0)} paired segments: ${[...upPairs.offsets.keys()].join(', ')}`)
     t.ok(upPairs.late > 100 && upPairs.latePaired >= upPairs.late * 0.99, `client -> server after the splice: ${upPairs.latePaired} of ${upPairs.late} client segments forwarded as they are`)
+  })
+}
+
+/** One captured segment's timestamps and SACK blocks (absolute sequence numbers). */
+interface TsSackSeg {
+  time: number
+  src: string
+  syn: boolean
+  seq: number
+  /** seq + len (+1 for a FIN). */
+  end: number
+  ack: number | null
+  tsval: number | null
+  tsecr: number | null
+  sack: [number, number][]
+}
+
+async function tsSackSegments(file: string): Promise<TsSackSeg[]> {
+  const fields = ['frame.time_epoch', 'ip.src', 'tcp.flags.syn', 'tcp.flags.fin', 'tcp.flags.ack', 'tcp.seq_raw', 'tcp.len', 'tcp.ack_raw', 'tcp.options.timestamp.tsval', 'tcp.options.timestamp.tsecr', 'tcp.options.sack_le', 'tcp.options.sack_re']
+  const args = ['-r', file, '-n', '-o', 'tcp.relative_sequence_numbers:FALSE', '-o', 'tcp.desegment_tcp_streams:FALSE', '-Y', 'tcp', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,']
+  for (const f of fields) args.push('-e', f)
+  const { stdout } = await run('tshark', args, { timeoutMs: 90_000 })
+  const num = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v.split(',')[0]) >>> 0)
+  return stdout.split('\n').filter(Boolean).map(l => {
+    const [time, src, syn, fin, ack, seq, len, ackRaw, tsval, tsecr, le, re] = l.split('\t')
+    const les = le ? le.split(',').map(Number) : []
+    const res = re ? re.split(',').map(Number) : []
+    const s0 = Number(seq) >>> 0
+    return {
+      time: Number(time) * 1000, src: src!, syn: syn === '1' || syn === 'True', seq: s0,
+      end: (s0 + Number(len) + (fin === '1' || fin === 'True' ? 1 : 0)) >>> 0,
+      ack: ack === '1' || ack === 'True' ? num(ackRaw) : null, tsval: num(tsval), tsecr: num(tsecr),
+      sack: les.map((x, i) => [x >>> 0, (res[i] ?? 0) >>> 0] as [number, number]),
+    }
+  })
+}
+
+/**
+ * How long after the splice a peer's segments may still echo the old TCBs' own TSvals:
+ * those sent before the final FWD took over. FWD maps them with the same offset, which
+ * gives a past timestamp of the other peer, not one it sent (RTT samples stay about right).
+ * The namespaces' RTT is well under a millisecond; 50 ms is generous.
+ */
+const SETTLE_MS = 50
+
+/** What {@link checkLeg} found on one leg, for one sender. */
+interface LegCheck {
+  /**
+   * Non-zero TSecrs; those after the splice that echo no TSval the other side had sent on
+   * this leg; those at any time newer than its newest TSval (an echo from the future).
+   */
+  tsecrs: number
+  tsecrUnseen: number
+  tsecrFuture: number
+  /** While splicing and {@link SETTLE_MS} after, TSecrs that echo no TSval of this leg (echoes of the old TCBs' own, mapped). */
+  tsecrUnseenSplicing: number
+  /** The first few unseen TSecrs: ms after the splice, value, newest TSval the other side had sent. */
+  tsecrUnseenAt: string[]
+  /** TSvals older than the newest this sender had sent, by more than Linux's PAWS slack (1). */
+  tsvalRegressions: number
+  /** SACK blocks, and those not within (ack, highest byte the other side had sent]. */
+  blocks: number
+  blocksAfter: number
+  /** Of the blocks, D-SACKs (RFC 2883). */
+  dsacks: number
+  blocksBad: string[]
+}
+
+/** Checks the segments `from` sent on one leg against what `to` had sent there before. */
+function checkLeg(leg: TsSackSeg[], from: string, to: string, after: number): LegCheck {
+  const r: LegCheck = { tsecrs: 0, tsecrUnseen: 0, tsecrFuture: 0, tsecrUnseenSplicing: 0, tsecrUnseenAt: [], tsvalRegressions: 0, blocks: 0, blocksAfter: 0, dsacks: 0, blocksBad: [] }
+  const seen = new Set<number>()
+  let high: number | null = null
+  let newest: number | null = null
+  let newestSeen = 0
+  for (const x of leg) {
+    if (x.src === to) {
+      if (x.tsval !== null) {
+        seen.add(x.tsval)
+        newestSeen = x.tsval
+      }
+      if (high === null || seqGt(x.end, high)) high = x.end
+      continue
+    }
+    if (x.src !== from || x.syn) continue
+    if (x.tsval !== null) {
+      if (newest !== null && seqLt(x.tsval, (newest - 1) >>> 0)) r.tsvalRegressions++
+      if (newest === null || seqGt(x.tsval, newest)) newest = x.tsval
+    }
+    if (x.ack !== null && x.tsecr !== null && x.tsecr !== 0) {
+      r.tsecrs++
+      if (seqGt(x.tsecr, newestSeen)) r.tsecrFuture++
+      if (!seen.has(x.tsecr) && x.time <= after + SETTLE_MS) r.tsecrUnseenSplicing++
+      else if (!seen.has(x.tsecr)) {
+        r.tsecrUnseen++
+        if (r.tsecrUnseenAt.length < 5) r.tsecrUnseenAt.push(`${Math.round(x.time - after)} ms: ${x.tsecr} (newest ${newestSeen}, len ${seqDiff(x.end, x.seq)})`)
+      }
+    }
+    x.sack.forEach(([le, re], i) => {
+      r.blocks++
+      if (x.time > after) r.blocksAfter++
+      // RFC 2018 §3: a block names received bytes above the cumulative ACK, which the other
+      // side sent; RFC 2883 §4: the first block may instead report a duplicate (D-SACK),
+      // below the ACK or inside the second block.
+      const sent = x.ack !== null && high !== null && seqLt(le, re) && seqLe(re, high)
+      const above = sent && seqGt(le, x.ack!)
+      const next = x.sack[1]
+      const dsack = sent && i === 0 && (seqLe(re, x.ack!) || (next !== undefined && seqLe(next[0], le) && seqLe(re, next[1])))
+      if (dsack) r.dsacks++
+      if (!above && !dsack && r.blocksBad.length < 5) r.blocksBad.push(`[${le}, ${re}) ack ${x.ack} high ${high} (${Math.round(x.time - after)} ms after the splice)`)
+    })
+  }
+  return r
+}
+
+/** Test 4b: losses at our host make the kernel peers SACK through the splice. */
+function tsharkLossTest(): void {
+  t.test('tshark with 1% of the data segments lost at the proxy: timestamps and SACK blocks consistent with each leg across an IP/FWD splice', { skip: need('tshark') }, async t => {
+    const seed = testSeed()
+    t.comment(`seed=${seed}`)
+    const net = await proxyKernelNet('pl', { rxLoss: { rate: 0.01, seed } })
+    t.teardown(() => net.close())
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-kernel-loss-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const down = 4 << 20
+    const up = 2 << 20
+    const fileC = join(dir, 'client-leg.pcap')
+    const fileS = join(dir, 'server-leg.pcap')
+    const stops = [await capture(net.clientNs, net.devC.name, fileC), await capture(net.serverNs, net.devS.name, fileS)]
+    let splicedAt = 0
+    const fw = net.forwarder({
+      port: 1080, layout: '1-path', lingerMs: LINGER_MS,
+      handler: plugGateway({
+        port: 5001,
+        onServerOpen: s => void spliceAfter(s, down >> 2, { mode: 'ipfwd' }),
+        onSpliced: () => (splicedAt = Date.now()),
+      }),
+    })
+    const srv = supervise(net.serverNs.spawn(process.execPath, ['-e', DUPLEX_SERVER, SERVER, '5001', String(down), '60000']), 'kernel server', 60_000)
+    await srv.ready(/listening/)
+    const cli = supervise(net.clientNs.spawn(process.execPath, ['-e', DUPLEX_CLIENT, PROXY_A, '1080', String(up), '60000', 'sequential']), 'kernel client', 60_000)
+    const [cOut, sOut] = await Promise.all([cli.done, srv.done])
+    const c = JSON.parse(cOut) as DuplexReport
+    const s = JSON.parse(sOut.trim().split('\n').pop()!) as DuplexReport
+    t.equal(c.rdigest, s.sdigest, 'download intact')
+    t.equal(s.rdigest, c.sdigest, 'upload intact')
+    await allClosed(fw, 10_000)
+    await sleep(200)
+    for (const stop of stops) await stop()
+    t.equal(fw.stats.splices, 1, 'spliced once')
+    t.ok(splicedAt > 0, 'the splice completed')
+    t.ok(net.rxLost[net.devC.name]! > 0 && net.rxLost[net.devS.name]! > 0, `segments lost at our host: ${JSON.stringify(net.rxLost)}`)
+    for (const [name, file, peer, ours] of [['client', fileC, CLIENT, PROXY_A], ['server', fileS, SERVER, PROXY_B]] as const) {
+      const leg = await tsSackSegments(file)
+      for (const [who, from, to] of [['kernel', peer, ours], ['proxy', ours, peer]] as const) {
+        const r = checkLeg(leg, from, to, splicedAt)
+        t.comment(`${name} leg, from the ${who}: ${r.tsecrs} TSecrs (${r.tsecrUnseenSplicing} while splicing or settling echo no TSval of this leg), ${r.blocks} SACK blocks (${r.blocksAfter} after the splice, ${r.dsacks} D-SACKs)`)
+        t.ok(r.tsecrs > 1000, `${name} leg, ${who}: timestamps on (${r.tsecrs} TSecrs)`)
+        t.equal(r.tsecrFuture, 0, `${name} leg, ${who}: no TSecr newer than the other side's newest TSval`)
+        t.equal(r.tsecrUnseen, 0, `${name} leg, ${who}: ${SETTLE_MS} ms after the splice on, every TSecr echoes a TSval the other side sent on this leg ${r.tsecrUnseenAt.join('; ')}`)
+        t.equal(r.tsvalRegressions, 0, `${name} leg, ${who}: TSvals never go back (PAWS, RFC 7323 §5)`)
+        t.same(r.blocksBad, [], `${name} leg, ${who}: every SACK block lies above the ACK and within what the other side sent on this leg`)
+        t.ok(r.blocksAfter > 0, `${name} leg, ${who}: SACK blocks after the splice (${r.blocksAfter})`)
+      }
+    }
   })
 }
 
