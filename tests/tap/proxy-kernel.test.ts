@@ -13,7 +13,7 @@
 //      each leg consistent with that leg (mapped across the IP/FWD splice)
 // PROXY_KERNEL_MB sets N (default 20; 100 works); PROXY_KERNEL_DUPLEX=1 runs test 1's two
 // directions at once (exposes a known splice bug, see plugTransfer).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -26,10 +26,10 @@ import { haveTool, netAdminUnavailable, run, type Netns } from '../../drivers/ta
 import type { ProxyForwarder } from '../../paths/proxy/forwarder.js'
 import { socks5Proxy } from '../../stages/proxy/handlers/socks5.js'
 import type { FwdStage } from '../../stages/fwd/stage.js'
-import type { ProxyHandler, ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
+import type { ProxyHandler, ProxySession, ProxySessionApi, SessionCounters } from '../../stages/proxy/session.js'
 import {
   BANNER_CLIENT, BANNER_SERVER, CLIENT, DOWN_SEED, DUPLEX_CLIENT, DUPLEX_SERVER, NODE_HTTP_SERVER, PROXY_A, PROXY_B, SERVER, UP_SEED,
-  plugGateway, proxyKernelNet, spliceAfter, supervise, type DuplexReport,
+  plugGateway, proxyKernelNet, spliceAfter, supervise, type DuplexReport, type ProxyKernelNet,
 } from '../helpers/proxy-kernel.js'
 import { xorshiftFill } from '../helpers/tcp-kernel.js'
 
@@ -358,6 +358,56 @@ async function segments(file: string): Promise<Seg[]> {
   })
 }
 
+/** What {@link capturedSplicedTransfer} leaves for the checks. */
+interface CapturedTransfer {
+  /** The pcap files of the client and server legs. */
+  fileC: string
+  fileS: string
+  fw: ProxyForwarder
+  /** When the splice was requested (null: it was not). */
+  request: Promise<{ at: number; bytes: SessionCounters } | null>
+  /** When it completed (Date.now(); 0: never). */
+  splicedAt: number
+}
+
+/**
+ * `down` bytes from the kernel server, then `up` bytes from the kernel client, through a
+ * 1-path plug gateway spliced to `mode` after a quarter of the download, with tshark on
+ * both legs; checks both digests, that every session closed, and one splice.
+ */
+async function capturedSplicedTransfer(t: Test, net: ProxyKernelNet, dir: string, down: number, up: number, mode: 'fwd' | 'ipfwd'): Promise<CapturedTransfer> {
+  const fileC = join(dir, 'client-leg.pcap')
+  const fileS = join(dir, 'server-leg.pcap')
+  const stops = [await capture(net.clientNs, net.devC.name, fileC), await capture(net.serverNs, net.devS.name, fileS)]
+  let request: CapturedTransfer['request'] = Promise.resolve(null)
+  const r = { splicedAt: 0 }
+  const fw = net.forwarder({
+    port: 1080, layout: '1-path', lingerMs: LINGER_MS,
+    handler: plugGateway({
+      port: 5001,
+      onServerOpen: s => {
+        request = spliceAfter(s, down >> 2, { mode })
+      },
+      onSpliced: () => (r.splicedAt = Date.now()),
+    }),
+  })
+  const srv = supervise(net.serverNs.spawn(process.execPath, ['-e', DUPLEX_SERVER, SERVER, '5001', String(down), '60000']), 'kernel server', 60_000)
+  await srv.ready(/listening/)
+  // The upload follows the download: it crosses the spliced path entirely (both at once
+  // trips the known stale-ACK bug now and then, see plugTransfer).
+  const cli = supervise(net.clientNs.spawn(process.execPath, ['-e', DUPLEX_CLIENT, PROXY_A, '1080', String(up), '60000', 'sequential']), 'kernel client', 60_000)
+  const [cOut, sOut] = await Promise.all([cli.done, srv.done])
+  const c = JSON.parse(cOut) as DuplexReport
+  const s = JSON.parse(sOut.trim().split('\n').pop()!) as DuplexReport
+  t.equal(c.rdigest, s.sdigest, 'download intact')
+  t.equal(s.rdigest, c.sdigest, 'upload intact')
+  await allClosed(fw, 10_000)
+  await sleep(200)
+  for (const stop of stops) await stop()
+  t.equal(fw.stats.splices, 1, 'spliced once')
+  return { fileC, fileS, fw, request, splicedAt: r.splicedAt }
+}
+
 /** Test 4: tshark on both legs during a spliced transfer. */
 function tsharkTest(): void {
   t.test('tshark on both legs: checksums, no unseen ACKed segments, continuous server sequence across the splice, constant seq offsets', { skip: need('tshark') }, async t => {
@@ -367,35 +417,7 @@ function tsharkTest(): void {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const down = 8 << 20
     const up = 4 << 20
-    const fileC = join(dir, 'client-leg.pcap')
-    const fileS = join(dir, 'server-leg.pcap')
-    const stops = [await capture(net.clientNs, net.devC.name, fileC), await capture(net.serverNs, net.devS.name, fileS)]
-    let request = null as ReturnType<typeof spliceAfter> | null
-    let splicedAt = 0
-    const fw = net.forwarder({
-      port: 1080, layout: '1-path', lingerMs: LINGER_MS,
-      handler: plugGateway({
-        port: 5001,
-        onServerOpen: s => {
-          request = spliceAfter(s, down >> 2, { mode: 'fwd' })
-        },
-        onSpliced: () => (splicedAt = Date.now()),
-      }),
-    })
-    const srv = supervise(net.serverNs.spawn(process.execPath, ['-e', DUPLEX_SERVER, SERVER, '5001', String(down), '60000']), 'kernel server', 60_000)
-    await srv.ready(/listening/)
-    // The upload follows the download: it crosses the spliced path entirely (both at once
-    // trips the known stale-ACK bug now and then, see plugTransfer).
-    const cli = supervise(net.clientNs.spawn(process.execPath, ['-e', DUPLEX_CLIENT, PROXY_A, '1080', String(up), '60000', 'sequential']), 'kernel client', 60_000)
-    const [cOut, sOut] = await Promise.all([cli.done, srv.done])
-    const c = JSON.parse(cOut) as DuplexReport
-    const s = JSON.parse(sOut.trim().split('\n').pop()!) as DuplexReport
-    t.equal(c.rdigest, s.sdigest, 'download intact')
-    t.equal(s.rdigest, c.sdigest, 'upload intact')
-    await allClosed(fw, 5000)
-    await sleep(200)
-    for (const stop of stops) await stop()
-    t.equal(fw.stats.splices, 1, 'spliced once')
+    const { fileC, fileS, fw, request, splicedAt } = await capturedSplicedTransfer(t, net, dir, down, up, 'fwd')
     const req = await request
     t.ok(req !== null && splicedAt > 0, 'the splice was requested and completed')
     if (req === null) return
@@ -592,30 +614,7 @@ function tsharkLossTest(): void {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const down = 4 << 20
     const up = 2 << 20
-    const fileC = join(dir, 'client-leg.pcap')
-    const fileS = join(dir, 'server-leg.pcap')
-    const stops = [await capture(net.clientNs, net.devC.name, fileC), await capture(net.serverNs, net.devS.name, fileS)]
-    let splicedAt = 0
-    const fw = net.forwarder({
-      port: 1080, layout: '1-path', lingerMs: LINGER_MS,
-      handler: plugGateway({
-        port: 5001,
-        onServerOpen: s => void spliceAfter(s, down >> 2, { mode: 'ipfwd' }),
-        onSpliced: () => (splicedAt = Date.now()),
-      }),
-    })
-    const srv = supervise(net.serverNs.spawn(process.execPath, ['-e', DUPLEX_SERVER, SERVER, '5001', String(down), '60000']), 'kernel server', 60_000)
-    await srv.ready(/listening/)
-    const cli = supervise(net.clientNs.spawn(process.execPath, ['-e', DUPLEX_CLIENT, PROXY_A, '1080', String(up), '60000', 'sequential']), 'kernel client', 60_000)
-    const [cOut, sOut] = await Promise.all([cli.done, srv.done])
-    const c = JSON.parse(cOut) as DuplexReport
-    const s = JSON.parse(sOut.trim().split('\n').pop()!) as DuplexReport
-    t.equal(c.rdigest, s.sdigest, 'download intact')
-    t.equal(s.rdigest, c.sdigest, 'upload intact')
-    await allClosed(fw, 10_000)
-    await sleep(200)
-    for (const stop of stops) await stop()
-    t.equal(fw.stats.splices, 1, 'spliced once')
+    const { fileC, fileS, splicedAt } = await capturedSplicedTransfer(t, net, dir, down, up, 'ipfwd')
     t.ok(splicedAt > 0, 'the splice completed')
     t.ok(net.rxLost[net.devC.name]! > 0 && net.rxLost[net.devS.name]! > 0, `segments lost at our host: ${JSON.stringify(net.rxLost)}`)
     for (const [name, file, peer, ours] of [['client', fileC, CLIENT, PROXY_A], ['server', fileS, SERVER, PROXY_B]] as const) {
