@@ -76,6 +76,12 @@ export interface ResplicerStats {
   readAheadMoves: number
   /** Sum of the time from RECONNECT request to the reply (ms): waiting for a splice shows here. */
   replyMsTotal: number
+  /**
+   * Client ACKs the resplice FWD carried where the server accepts them while the client
+   * rewrote octets the server may already hold (RespliceFwdStage.rewriteAcks, summed at
+   * each final FWD).
+   */
+  rewriteAcks: number
 }
 
 /** The stream bases of a session, fixed at its MCONNECT (they survive moves). */
@@ -97,7 +103,7 @@ interface Bases {
 /** Moves spliced sessions of one forwarder between client connections (the {@link MsocksMover}). */
 export class Resplicer implements MsocksMover {
   /** Counters. */
-  readonly stats: ResplicerStats = { moved: 0, finalized: 0, chained: 0, salvaged: 0, rewritten: 0, salvageMoves: 0, readAheadMoves: 0, replyMsTotal: 0 }
+  readonly stats: ResplicerStats = { moved: 0, finalized: 0, chained: 0, salvaged: 0, rewritten: 0, salvageMoves: 0, readAheadMoves: 0, replyMsTotal: 0, rewriteAcks: 0 }
   private readonly fw: ProxyForwarder
   private readonly bases = new Map<ProxySessionApi, Bases>()
   private readonly waitMs: number
@@ -245,6 +251,7 @@ export class Resplicer implements MsocksMover {
     if (f instanceof RespliceFwdStage) {
       f.onReady = null
       this.stats.chained++
+      this.stats.rewriteAcks += f.rewriteAcks
     }
     wFrom.fwd = null
     fw.stats.spliced--
@@ -289,6 +296,7 @@ export class Resplicer implements MsocksMover {
     w.fwd = fin
     path.ungate()
     this.stats.finalized++
+    this.stats.rewriteAcks += pre.rewriteAcks
     w.session.setState('spliced', 'spliced')
     if (fin.finsAcked()) fin.end('fin')
   }

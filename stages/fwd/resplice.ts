@@ -7,7 +7,9 @@
  *           the server connection (backward).
  * Produces: (1) a copy of each client segment for the draining TCB, which only processes
  *           its ACK (drain mode); (2) the rewritten segment, as FWD; (3) the draining TCB's
- *           own retransmissions, towards the client.
+ *           own retransmissions, towards the client; (4) while the client rewrites octets
+ *           the server may hold already, its ACKs at a sequence the server accepts
+ *           (`rewriteAck`).
  * Drops:    FWD's reasons. Pure ACKs of the TCB's own octets go to it alone (`absorbed`).
  * State:    FWD's, plus the draining leg, the last ACK and TSval sent to the client.
  *
@@ -20,7 +22,7 @@
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { checksumVouched, type Msg } from '../../core/msg.js'
+import { allocMsg, checksumVouched, type Msg } from '../../core/msg.js'
 import { seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -59,6 +61,8 @@ export class RespliceFwdStage extends FwdStage {
   absorbed = 0
   /** Server ACKs lowered to what the new connection has sent. */
   clamped = 0
+  /** Client ACKs carried at `clampUntil` while it rewrote octets the server may hold (`rewriteAck`). */
+  rewriteAcks = 0
   /**
    * Called once, when the TCB has drained and the new connection has sent everything the
    * server could acknowledge: the final FWD (which does not clamp) may take over.
@@ -120,12 +124,58 @@ export class RespliceFwdStage extends FwdStage {
     msg.off += chop
     msg.l4 = msg.off
     if (dir === Dir.Backward) this.towardClient(msg)
+    else if (this.rewriteAck(msg)) return
     this.forward(msg, dir, msg.off)
     if (this.onReady !== null && this.ready) {
       const f = this.onReady
       this.onReady = null
       f()
     }
+  }
+
+  /**
+   * While the client rewrites octets the old connection had forwarded (MSOCKS §III-B.5:
+   * from snd_una_D on), the server may hold them already. A segment wholly below the
+   * server's next expected octet is unacceptable to it, and RFC 9293 §3.10.7.4 ignores
+   * the ACK field of an unacceptable segment: the client's ACKs would never reach the
+   * server, which then retransmits into the void with its RTO backing off (seen with
+   * kernel peers, a 2.6 MB rewrite). So each such segment's ACK travels at `clampUntil`,
+   * which no server can be past (nothing was forwarded beyond it) and whose window
+   * covered it: octets the server acknowledged already become a pure ACK there; others
+   * go as they are (the server may lack them), followed by a pure-ACK copy there.
+   * Returns true when it forwarded `msg` itself.
+   */
+  private rewriteAck(msg: Msg): boolean {
+    const buf = msg.buf
+    const tcp = msg.off
+    const flags = buf[tcp + TcpField.FLAGS]!
+    if ((flags & TcpFlag.ACK) === 0 || (flags & (TcpFlag.FIN | TcpFlag.RST | TcpFlag.SYN)) !== 0) return false
+    const hlen = (buf[tcp + TcpField.DATA_OFF]! >>> 4) << 2
+    const payload = msg.end - tcp - hlen
+    const seq = get32(buf, tcp + TcpField.SEQ)
+    const end = (seq + payload) >>> 0
+    if (!seqLt(end, this.clampUntil)) return false
+    const d = this.ab
+    if (payload === 0 || !seqGt(end, this.ba.lastAck)) {
+      // Nothing the server lacks: the segment becomes its ACK, at the acceptable point.
+      msg.end = tcp + hlen
+      set32(buf, tcp + TcpField.SEQ, this.clampUntil)
+      refill(buf, tcp, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
+      if (payload > 0) this.rewriteAcks++
+      this.forward(msg, Dir.Forward, tcp)
+      return true
+    }
+    const ack = allocMsg(hlen)
+    ack.buf.set(buf.subarray(tcp, tcp + hlen), ack.off)
+    ack.end = ack.off + hlen
+    ack.vnet = msg.vnet
+    set32(ack.buf, ack.off + TcpField.SEQ, this.clampUntil)
+    refill(ack.buf, ack.off, ack.end, d.outSrcIp, d.outDstIp, ack.vnet)
+    this.rewriteAcks++
+    this.forward(msg, Dir.Forward, tcp)
+    if (this.ended === null && this.path !== null) this.originate(ack, Dir.Forward)
+    else ack.free()
+    return true
   }
 
   /**
@@ -224,6 +274,6 @@ export class RespliceFwdStage extends FwdStage {
 
   /** Counters for stats(). */
   override extraStats(): Record<string, number | string | boolean> {
-    return { ...super.extraStats(), absorbed: this.absorbed, clamped: this.clamped, drained: this.client.tcp.tcb.drained, drainEnd: this.client.drainEnd }
+    return { ...super.extraStats(), absorbed: this.absorbed, clamped: this.clamped, rewriteAcks: this.rewriteAcks, drained: this.client.tcp.tcb.drained, drainEnd: this.client.drainEnd }
   }
 }

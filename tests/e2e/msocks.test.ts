@@ -26,10 +26,14 @@ interface Case {
   loss: number
   moves: MoveKind[]
   seed: number
+  /** One-way delay of the server's wire [1 ms]: a far server leaves the proxy's view of its ACKs behind. */
+  serverDelayMs?: number
+  /** Expect the resplice FWD to have carried client ACKs past a rewrite of octets the server held. */
+  expectRewriteAcks?: boolean
 }
 
 async function run(t: Test, c: Case): Promise<void> {
-  const net = msocksNet({ seed: c.seed, impairClient: { delayMs: 2, loss: c.loss }, impairServer: { delayMs: 1, loss: c.loss / 2 }, ...(c.layout ? { layout: c.layout } : {}), ...(c.mode ? { mode: c.mode } : {}), ...(c.relay ? { socksSplice: false } : {}) })
+  const net = msocksNet({ seed: c.seed, impairClient: { delayMs: 2, loss: c.loss }, impairServer: { delayMs: c.serverDelayMs ?? 1, loss: c.loss / 2 }, ...(c.layout ? { layout: c.layout } : {}), ...(c.mode ? { mode: c.mode } : {}), ...(c.relay ? { socksSplice: false } : {}) })
   const rnd = new Random(c.seed)
   const down = rnd.bytes(new Uint8Array(3_000_000))
   const up = rnd.bytes(new Uint8Array(2_000_000))
@@ -143,6 +147,10 @@ async function run(t: Test, c: Case): Promise<void> {
   t.equal(net.resplicer.stats.moved, c.moves.length, 'resplicer moved the session each time')
   t.equal(net.resplicer.stats.finalized + net.resplicer.stats.chained, c.moves.length, 'each move ended in a final FWD, or moved on from REFWD (a hard hand-off right after a move)')
   t.equal(net.msocks.stats.moved, c.moves.length)
+  if (c.expectRewriteAcks === true) {
+    t.ok(net.resplicer.stats.rewritten > 0, `the client rewrote octets after the moves (${net.resplicer.stats.rewritten})`)
+    t.ok(net.resplicer.stats.rewriteAcks > 0, `its ACKs travelled where the server accepts them while it rewrote (${net.resplicer.stats.rewriteAcks})`)
+  }
   const pausedMoves = c.moves.filter(k => k.endsWith('-paused')).length
   // A paused reader leaves acked, unread octets (Fig. 8) unless its ACKs were lost or cut:
   // counted over all cases (checked in the last test).
@@ -170,6 +178,9 @@ const cases: Case[] = [
   { name: '1-path IP/FWD, 2% loss', mode: 'ipfwd', loss: 0.02, moves: ['hard', 'clean-paused', 'hard'], seed: 13 },
   // Control mode: the first move splices the relayed session first (both links up), then moves it.
   { name: '2-path relayed (control mode), 1% loss', layout: '2-path', relay: true, loss: 0.01, moves: ['clean', 'hard'], seed: 14 },
+  // A far server (20 ms each way): at each move the proxy has seen its ACKs for much less
+  // than it holds, so the client rewrites octets the server has (data_write, §III-B.5).
+  { name: '1-path FWD, far server', layout: '1-path', loss: 0, serverDelayMs: 20, moves: ['clean', 'hard'], seed: 15, expectRewriteAcks: true },
 ]
 /** Over all cases: both cases of §III-B.4 must have been exercised. */
 const tally = { pausedMoves: 0, salvageMoves: 0, readAheadMoves: 0 }

@@ -21,6 +21,7 @@ import { Resplicer } from '../../paths/proxy/resplice.js'
 import { MsocksRep, MsocksService, type MsocksLogEvent } from '../../stages/proxy/handlers/msocks.js'
 import { socks5Proxy } from '../../stages/proxy/handlers/socks5.js'
 import { TcpModule } from '../../stages/tcp/module.js'
+import type { ProxyHandler } from '../../stages/proxy/session.js'
 import { DOWN_SEED, DUPLEX_SERVER, UP_SEED, lastJson, supervise, undoOnTeardown, type DuplexReport } from '../helpers/proxy-kernel.js'
 
 const MB = Number(process.env.MSOCKS_KERNEL_MB ?? 100)
@@ -64,7 +65,16 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
   const tcp = new TcpModule(host, { config: { minRtoMs: 200, mslMs: 100 } })
   const log: MsocksLogEvent[] = []
   const msocks = new MsocksService({ onLog: e => log.push(e) })
-  const handler = socks5Proxy({ users: { alice: 'wonderland', mallory: 'evil' }, rules: [{ action: 'allow', dst: '10.79.2.0/24' }], msocks })
+  const socks = socks5Proxy({ users: { alice: 'wonderland', mallory: 'evil' }, rules: [{ action: 'allow', dst: '10.79.2.0/24' }], msocks })
+  // Every session's end and why, for the report of a stall.
+  const ends: string[] = []
+  const handler: ProxyHandler = {
+    ...socks,
+    onClose(s, why) {
+      ends.push(`session ${s.id} ${why} at ${JSON.stringify(s.bytes)}`)
+      return socks.onClose?.call(socks, s, why)
+    },
+  }
   const fw = new ProxyForwarder({ host, tcp, port: 1080, handler, layout: '1-path', lingerMs: 1000 })
   const resplicer = new Resplicer(fw, msocks, { lingerMs: 1000 })
   undo.push(() => {
@@ -86,6 +96,15 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
     t.ok(m !== null, `ping ${dst} answered`)
     rtt.push(Number(m?.[1] ?? NaN))
   }
+  // MSOCKS_CAPTURE_DIR=dir: tcpdump on the three kernel-side links, for a stall's post-mortem.
+  const capDir = process.env.MSOCKS_CAPTURE_DIR
+  if (capDir !== undefined && capDir !== '') {
+    for (const [ns, dev] of [[clientNs, names[0]!], [clientNs, names[1]!], [serverNs, names[2]!]] as const) {
+      const cap = ns.spawn('tcpdump', ['-i', dev, '-s', '128', '-w', `${capDir}/${dev}.pcap`, '-U'])
+      undo.push(() => cap.kill('SIGINT'))
+    }
+    await new Promise(r => setTimeout(r, 500))
+  }
   const srv = supervise(serverNs.spawn('node', ['-e', DUPLEX_SERVER, '10.79.2.2', '9000', String(DOWN), String(LIMIT_MS)]), 'kernel server', LIMIT_MS)
   await srv.ready(/listening/)
   const frac = [0.15, 0.3, 0.45, 0.6]
@@ -102,6 +121,25 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
   const s = lastJson<DuplexReport>(sout, 'server')
   t.notOk(s.error, `server finished ${s.error ?? ''}`)
   t.notOk(c.error, `client finished ${c.error ?? ''}`)
+  if (s.error !== undefined || c.error !== undefined) {
+    // A stall: what the proxy holds for the session, before anything else is judged.
+    t.comment(`resplicer ${JSON.stringify(resplicer.stats)}; forwarder ${JSON.stringify(fw.stats)}; ended: ${ends.join('; ')}`)
+    for (const w of fw.sessions.values()) {
+      t.comment(`${w.session.describe()} ${JSON.stringify(w.fwd?.stats())} ${JSON.stringify(w.fwd?.state())}`)
+      t.comment(`path ${JSON.stringify(w.pathA.info())} queued in the runner: ${w.pathA.queued}`)
+    }
+    for (const d of devs) t.comment(`device ${d.name}: ${JSON.stringify(d.stats())}`)
+    t.comment(`scheduler ${JSON.stringify(sched.stats())}; host\n${host.describe()}`)
+    for (const [name, ns] of [['client', clientNs], ['server', serverNs]] as const) {
+      const ss = await ns.run('ss', ['-tnio'], { timeoutMs: 5000 }).catch((e: Error) => ({ stdout: e.message }))
+      t.comment(`${name} namespace sockets:\n${ss.stdout}`)
+      const nstat = await ns.run('nstat', ['-az'], { timeoutMs: 5000 }).catch((e: Error) => ({ stdout: e.message }))
+      t.comment(`${name} namespace counters (non-zero):\n${nstat.stdout.split('\n').filter(l => /\s[1-9]\d*\s/.test(l)).join('\n')}`)
+      const neigh = await ns.run('ip', ['-s', 'neigh'], { timeoutMs: 5000 }).catch((e: Error) => ({ stdout: e.message }))
+      t.comment(`${name} namespace neighbours:\n${neigh.stdout}`)
+    }
+  }
+  c.moves ??= []
   t.equal(c.received, DOWN, `client read all ${DOWN} octets`)
   t.equal(s.sent, DOWN)
   t.equal(c.rdigest, s.sdigest, 'download: the application read exactly what the server sent (SHA-256)')
@@ -125,7 +163,7 @@ t.test('MSOCKS: a kernel-client download moves between two client addresses (cle
     // move is bounded generously (it includes Node's event loop in two processes).
     t.ok(m.info.replyMs < 500, `move ${i + 1}: reply within 500 ms (${m.info.replyMs.toFixed(1)} ms)`)
   }
-  t.comment(`RTT ${rtt.map(r => r.toFixed(3)).join(' / ')} ms; ${MB} MiB down + ${(UP / 2 ** 20).toFixed(0)} MiB up in ${(c.ms / 1000).toFixed(2)} s (${(((DOWN + UP) / 2 ** 20) / (c.ms / 1000)).toFixed(1)} MiB/s); Fig. 8 moves ${resplicer.stats.salvageMoves}, Fig. 9 moves ${resplicer.stats.readAheadMoves}, salvaged ${resplicer.stats.salvaged}, rewritten ${resplicer.stats.rewritten}`)
+  t.comment(`RTT ${rtt.map(r => r.toFixed(3)).join(' / ')} ms; ${MB} MiB down + ${(UP / 2 ** 20).toFixed(0)} MiB up in ${(c.ms / 1000).toFixed(2)} s (${(((DOWN + UP) / 2 ** 20) / (c.ms / 1000)).toFixed(1)} MiB/s); Fig. 8 moves ${resplicer.stats.salvageMoves}, Fig. 9 moves ${resplicer.stats.readAheadMoves}, salvaged ${resplicer.stats.salvaged}, rewritten ${resplicer.stats.rewritten} (client ACKs carried past the rewrite: ${resplicer.stats.rewriteAcks})`)
   await new Promise(r => setTimeout(r, 2000))
   if (!t.equal(fw.sessions.size, 0, 'no session left on the proxy (FIN, linger)')) {
     for (const w of fw.sessions.values()) t.comment(`${w.session.describe()} ${JSON.stringify(w.fwd?.stats())} ${JSON.stringify(w.fwd?.state())}`)
