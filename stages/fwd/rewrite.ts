@@ -16,7 +16,7 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, csumUpdate16, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
+import { checksum, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
 import { VNET_F_NEEDS_CSUM, type VnetHeader } from '../../core/msg.js'
 import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -212,7 +212,7 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
       full = true
     }
   }
-  const inSeq = get32(buf, tcp + TcpField.SEQ)
+  const inSeq = (seq + chop) >>> 0
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
   // Only data and FIN advance what was forwarded: a pure ACK carries SND.NXT, which is
   // beyond a gap when the data before it was lost. Counting it would put the unsplice
@@ -233,32 +233,40 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   d.bytes += payload
 
   let c = get16(buf, tcp + TcpField.CHECKSUM)
-  // Pseudo-header: the addresses change from (X peer, us on X) to (us on Y, Y peer).
-  if (!full) {
-    c = csumUpdate32(c, srcIp, d.outSrcIp)
-    c = csumUpdate32(c, dstIp, d.outDstIp)
-  }
   const oldSport = get16(buf, tcp)
   const oldDport = get16(buf, tcp + 2)
-  set16(buf, tcp, d.outSrcPort)
-  set16(buf, tcp + 2, d.outDstPort)
-  const outSeq = seqAdd(inSeq, d.seqOffset)
+  const outSport = d.outSrcPort
+  const outDport = d.outDstPort
+  set16(buf, tcp, outSport)
+  set16(buf, tcp + 2, outDport)
+  const outSeq = (inSeq + d.seqOffset) >>> 0
   set32(buf, tcp + TcpField.SEQ, outSeq)
   const outAck = (ack - d.ackOffset) >>> 0
   set32(buf, tcp + TcpField.ACK, outAck)
   const win = get16(buf, tcp + TcpField.WINDOW)
-  const winBytes = win * (1 << d.inShift)
+  // Scaled windows stay below 2^30 (shifts are capped at 14, RFC 7323 §2.3): shifts are exact.
+  const winBytes = win << d.inShift
   d.window = winBytes
   if (winBytes > d.maxWindow) d.maxWindow = winBytes
-  let outWin = Math.floor(winBytes / (1 << d.outShift))
+  let outWin = winBytes >>> d.outShift
   if (outWin > 0xffff) outWin = 0xffff
   set16(buf, tcp + TcpField.WINDOW, outWin)
   if (!full) {
-    c = csumUpdate16(c, oldSport, d.outSrcPort)
-    c = csumUpdate16(c, oldDport, d.outDstPort)
-    c = csumUpdate32(c, seq, outSeq)
-    c = csumUpdate32(c, ack, outAck)
-    c = csumUpdate16(c, win, outWin)
+    // RFC 1624 eqn. 3 for every changed word at once, HC' = ~(~HC + sum(~m) + sum(m')):
+    // one fold instead of one per field, the same result (ones' complement addition is
+    // associative, and the sum is zero only when each term is). The pseudo-header's
+    // addresses change from (X peer, us on X) to (us on Y, Y peer).
+    const os = d.outSrcIp
+    const od = d.outDstIp
+    const sum =
+      (~c & 0xffff) +
+      (0x1fffe - (srcIp >>> 16) - (srcIp & 0xffff)) + (os >>> 16) + (os & 0xffff) +
+      (0x1fffe - (dstIp >>> 16) - (dstIp & 0xffff)) + (od >>> 16) + (od & 0xffff) +
+      (0xffff - oldSport) + outSport + (0xffff - oldDport) + outDport +
+      (0x1fffe - (seq >>> 16) - (seq & 0xffff)) + (outSeq >>> 16) + (outSeq & 0xffff) +
+      (0x1fffe - (ack >>> 16) - (ack & 0xffff)) + (outAck >>> 16) + (outAck & 0xffff) +
+      (0xffff - win) + outWin
+    c = ~fold(sum) & 0xffff
   }
   if (hlen > 20) {
     const r = rewriteOptions(buf, tcp, hlen, d, c, full)
