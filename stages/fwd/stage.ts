@@ -273,8 +273,11 @@ export class FwdStage extends Stage {
   }
 
   private clearHeld(): void {
-    this.held = []
-    this.heldDirs = []
+    // Fresh arrays only when something was held (a caller may still be walking the old ones).
+    if (this.held.length > 0) {
+      this.held = []
+      this.heldDirs = []
+    }
     this.heldBytes[0] = this.heldBytes[1] = 0
     this.heldTsMin[0] = this.heldTsMin[1] = -1
   }
