@@ -272,6 +272,12 @@ export class FwdStage extends Stage {
     return this.heldTsMin[dir]!
   }
 
+  private freeHeld(): void {
+    const h = this.held
+    for (let i = 0; i < h.length; i++) h[i]!.free()
+    this.clearHeld()
+  }
+
   private clearHeld(): void {
     // Fresh arrays only when something was held (a caller may still be walking the old ones).
     if (this.held.length > 0) {
@@ -445,8 +451,7 @@ export class FwdStage extends Stage {
     this.ended = why
     this.idleTimer?.cancel()
     this.quiesce = null
-    for (const m of this.held) m.free()
-    this.clearHeld()
+    this.freeHeld()
     this.onEnd?.(why)
   }
 
@@ -471,8 +476,7 @@ export class FwdStage extends Stage {
   /** Detaching from the path stops the idle timer and frees what is still held. */
   override detached(): void {
     this.idleTimer?.cancel()
-    for (const m of this.held) m.free()
-    this.clearHeld()
+    this.freeHeld()
   }
 
   private checkIdle(now: number): void {
