@@ -71,8 +71,9 @@ export class IpFwdStage extends FwdStage {
       if (h !== 0xffff) return this.drop(msg, 'bad-ip-checksum')
     } else if (checksum(b, ip, ihl) !== 0) return this.drop(msg, 'bad-ip-checksum')
     msg.end = ip + total // strip Ethernet padding
-    const srcIp = get32(b, ip + IP_SRC)
-    const dstIp = get32(b, ip + IP_DST)
+    // int32, not uint32: passed to calls unboxed (see FwdStage.deliver).
+    const srcIp = get32(b, ip + IP_SRC) | 0
+    const dstIp = get32(b, ip + IP_DST) | 0
     const chop = this.rewrite(msg, dir, ip + ihl, srcIp, dstIp)
     if (chop < 0) return
     const forward = dir === Dir.Forward

@@ -163,7 +163,9 @@ export class FwdStage extends Stage {
     if (this.ended !== null) return this.drop(msg, 'closed')
     if (msg.l3 < 0) return this.drop(msg, 'no-l3')
     const buf = msg.buf
-    const chop = this.rewrite(msg, dir, msg.off, get32(buf, msg.l3 + 12), get32(buf, msg.l3 + 16))
+    // Addresses travel as int32 (`| 0`): a call passing an address >= 2^31 (192.168/16)
+    // as a uint32 would box it, an allocation per segment. Only their 16-bit halves are used.
+    const chop = this.rewrite(msg, dir, msg.off, get32(buf, msg.l3 + 12) | 0, get32(buf, msg.l3 + 16) | 0)
     if (chop < 0) return
     msg.off += chop
     msg.l4 = msg.off
