@@ -150,3 +150,20 @@ export function csumUpdate32(hc: number, oldValue: number, newValue: number): nu
     (newValue & 0xffff)
   return ~fold(sum) & 0xffff
 }
+
+/**
+ * True when the TCP (or UDP) segment `b[off..off+len)`, `len >= 20`, carries a valid
+ * checksum over the IPv4 pseudo-header of `src`, `dst` and `protocol` (RFC 9293 §3.1).
+ * The same test as `checksum(b, off, len, pseudoHeaderSum(...)) === 0`, with the 20-byte
+ * header summed inline: a forwarder verifies every segment, most of them small.
+ */
+export function transportChecksumOk(b: Uint8Array, off: number, len: number, src: number, dst: number, protocol: number): boolean {
+  let s =
+    (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + len +
+    ((b[off]! << 8) | b[off + 1]!) + ((b[off + 2]! << 8) | b[off + 3]!) + ((b[off + 4]! << 8) | b[off + 5]!) +
+    ((b[off + 6]! << 8) | b[off + 7]!) + ((b[off + 8]! << 8) | b[off + 9]!) + ((b[off + 10]! << 8) | b[off + 11]!) +
+    ((b[off + 12]! << 8) | b[off + 13]!) + ((b[off + 14]! << 8) | b[off + 15]!) + ((b[off + 16]! << 8) | b[off + 17]!) +
+    ((b[off + 18]! << 8) | b[off + 19]!)
+  if (len > 20) s = sumBytes(b, off + 20, len - 20, s)
+  return fold(s) === 0xffff
+}

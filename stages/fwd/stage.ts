@@ -16,7 +16,7 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
+import { checksum, fold, pseudoHeaderSum, transportChecksumOk } from '../../core/checksum.js'
 import { checksumVouched, VNET_F_NEEDS_CSUM, type Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
 import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
@@ -324,7 +324,7 @@ export class FwdStage extends Stage {
     const v = msg.vnet
     if (!this.trustChecksums && !checksumVouched(v)) {
       const len = msg.end - tcp
-      if (len >= 20 && checksum(msg.buf, tcp, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) {
+      if (len >= 20 && !transportChecksumOk(msg.buf, tcp, len, srcIp, dstIp, 6)) {
         this.drop(msg, 'bad-checksum')
         return -1
       }
