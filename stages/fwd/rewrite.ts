@@ -89,9 +89,9 @@ const BASE_TRAIL = 2 ** 30
 /**
  * One direction's live splice state. Field order is fixed so V8 keeps one hidden class.
  * Every field starts as a number (not undefined, as a bare class field would): V8 then
- * keeps the sequence fields as unboxed doubles updated in place, where a field that first
- * held undefined takes any value and every store of a number >= 2^31 allocates a new
- * heap number (one per segment; found by the heap profiler).
+ * gives the sequence fields a double representation whose box is updated in place; a field
+ * that first held undefined becomes a tagged field, and every store of a number >= 2^31
+ * into it allocates a new heap number (one per segment; found by the heap profiler).
  */
 export class FwdDirection {
   /** See {@link FwdDirectionConfig.outSrcIp}. */
