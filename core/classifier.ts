@@ -54,6 +54,16 @@ export class FieldDemux implements ClassifierNode {
   fallback: DemuxTarget | null = null
   private readonly table = new Map<number, DemuxTarget>()
   private readonly spec: FieldSpec
+  /**
+   * The last key looked up and what it found (a path end, a deeper node, or neither): a
+   * level sees the same key frame after frame (IPv4 at the EtherType level, TCP at the
+   * protocol level), and one compare is cheaper than a Map lookup and an `instanceof`.
+   * Only {@link FieldDemux.set} and {@link FieldDemux.delete} change the table, and both
+   * forget it.
+   */
+  private memoKey = -1
+  private memoEnd: PathEnd | null = null
+  private memoNode: ClassifierNode | null = null
 
   /** Creates a demux level named `name` reading its key as `spec` says. */
   constructor(name: string, spec: FieldSpec) {
@@ -64,12 +74,27 @@ export class FieldDemux implements ClassifierNode {
   /** Routes `key` to `target` (replacing any previous entry). */
   set(key: number, target: DemuxTarget): this {
     this.table.set(key, target)
+    this.forget()
     return this
   }
 
   /** Removes the entry for `key`. */
   delete(key: number): boolean {
+    this.forget()
     return this.table.delete(key)
+  }
+
+  private forget(): void {
+    this.memoKey = -1
+    this.memoEnd = null
+    this.memoNode = null
+  }
+
+  private remember(key: number): void {
+    const t = key < 0 ? undefined : this.table.get(key)
+    this.memoKey = key
+    this.memoEnd = t instanceof PathEnd ? t : null
+    this.memoNode = t === undefined || t instanceof PathEnd ? null : t
   }
 
   /** The entry for `key`, if any. */
@@ -86,10 +111,12 @@ export class FieldDemux implements ClassifierNode {
   /** Looks the message up at this level and below. */
   classify(msg: Msg, off: number): PathEnd | null {
     const key = this.spec.key(msg.buf, off, msg.end)
-    const t = key < 0 ? undefined : this.table.get(key)
-    if (t !== undefined) {
-      if (t instanceof PathEnd) return t
-      const r = t.classify(msg, this.spec.next(msg.buf, off))
+    if (key !== this.memoKey) this.remember(key)
+    const e = this.memoEnd
+    if (e !== null) return e
+    const n = this.memoNode
+    if (n !== null) {
+      const r = n.classify(msg, this.spec.next(msg.buf, off))
       if (r !== null) return r
     }
     const d = this.fallback

@@ -12,7 +12,9 @@ function mix(a: number, b: number, c: number): number {
   h = Math.imul(h ^ (h >>> 16) ^ c, 0x85ebca6b)
   h ^= h >>> 13
   h = Math.imul(h, 0xc2b2ae35)
-  return (h ^ (h >>> 16)) >>> 0
+  // int32, not uint32: callers only mask it, and a returned uint32 >= 2^31 is boxed when
+  // V8 does not inline this (an allocation per lookup).
+  return h ^ (h >>> 16)
 }
 
 /** A 4-tuple-keyed hash map. Ports are packed as `(srcPort << 16) | dstPort`. */
@@ -38,7 +40,7 @@ export class FlowTable<V> {
     return this.count
   }
 
-  /** The value for (srcAddr, dstAddr, ports), or undefined. */
+  /** The value for (srcAddr, dstAddr, ports), or undefined. Keys may be given as uint32 or int32 (the same bits: the fast path passes int32, which V8 never boxes). */
   get(src: number, dst: number, ports: number): V | undefined {
     const k = this.keys
     let i = mix(src, dst, ports) & this.mask

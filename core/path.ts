@@ -320,30 +320,40 @@ export class Path {
     if (this.depth > 0) {
       throw new SpliceStateError(`${this.name}: replace() called while a message is in flight; wrap it in path.betweenMessages()`)
     }
-    const i = this.list.indexOf(first)
-    const j = this.list.indexOf(last)
-    if (i < 0 || j < 0 || j < i) {
-      throw new SpliceStateError(`${this.name}: replace(${first.name}, ${last.name}) is not a run of stages of this path (${this.list.map(s => s.name).join(' -> ')})`)
+    const list = this.list
+    // A stage's index is its position (renumber keeps it so): no search along the path.
+    const i = first.path === this ? first.index : -1
+    const j = last.path === this ? last.index : -1
+    if (i < 0 || j < 0 || j < i || list[i] !== first || list[j] !== last) {
+      throw new SpliceStateError(`${this.name}: replace(${first.name}, ${last.name}) is not a run of stages of this path (${list.map(s => s.name).join(' -> ')})`)
     }
-    for (const s of stages) {
+    for (let k = 0; k < stages.length; k++) {
+      const s = stages[k]!
       if (s.path !== null) throw new SpliceStateError(`${this.name}: stage ${s.name} is already linked into ${s.path.name}`)
     }
-    const old = this.list.slice(i, j + 1)
-    for (const s of old) {
+    // Index loops, no iterators: a splice runs this on a cold path and should allocate little.
+    const n = j - i + 1
+    const old = list.slice(i, j + 1)
+    for (let k = 0; k < n; k++) {
+      const s = old[k]!
       s.path = null
       s.index = -1
     }
-    this.list.splice(i, j - i + 1)
+    if (stages.length === 1) list.splice(i, n, stages[0]!)
+    else {
+      list.splice(i, n)
+      for (let k = 0; k < stages.length; k++) list.splice(i + k, 0, stages[k]!)
+    }
     for (let k = 0; k < stages.length; k++) {
       const s = stages[k]!
-      this.list.splice(i + k, 0, s)
       this.nameStage(s)
       s.path = this
     }
     this.renumber()
-    for (const s of old) s.detached?.(this)
+    for (let k = 0; k < n; k++) old[k]!.detached?.(this)
     const warnings: string[] = []
-    for (const s of stages) {
+    for (let k = 0; k < stages.length; k++) {
+      const s = stages[k]!
       s.attached?.(this)
       s.takeState?.(old, warnings)
     }

@@ -14,6 +14,9 @@ import type { Path } from './path.js'
 
 const log = debuglog('pathsplice')
 
+/** The drop counters of every stage that has dropped nothing yet: one frozen, empty record, not one per stage. */
+const NO_DROPS: Readonly<Record<string, number>> = Object.freeze(Object.create(null) as Record<string, number>)
+
 /** Direction of travel along a path: 0 = forward (end 0 to end 1), 1 = backward. */
 export type Dir = 0 | 1
 
@@ -74,8 +77,8 @@ export abstract class Stage {
   pktsB = 0
   /** @internal Bytes delivered into the stage travelling backward. */
   bytesB = 0
-  /** Drops by reason; only {@link Stage.drop} writes it. */
-  readonly drops: Record<string, number> = Object.create(null) as Record<string, number>
+  /** Drops by reason, made by the first drop (a splice builds stages: each saves a dictionary it rarely needs). */
+  private dropCounts: Record<string, number> | null = null
   /** Messages this stage originated rather than received. */
   originated = 0
 
@@ -84,6 +87,11 @@ export abstract class Stage {
     this.kind = kind
     this.name = kind.toLowerCase()
     this.up = up
+  }
+
+  /** Drops by reason (read-only; only {@link Stage.drop} counts). */
+  get drops(): Readonly<Record<string, number>> {
+    return this.dropCounts ?? NO_DROPS
   }
 
   /** The direction down the protocol stack (towards the wire this stage sits above). */
@@ -117,8 +125,10 @@ export abstract class Stage {
 
   /** Drops `msg` for `reason`: counts it, frees it, logs the first of each reason (all under NODE_DEBUG=pathsplice). */
   drop(msg: Msg, reason: string): void {
-    const n = (this.drops[reason] ?? 0) + 1
-    this.drops[reason] = n
+    let d = this.dropCounts
+    if (d === null) d = this.dropCounts = Object.create(null) as Record<string, number>
+    const n = (d[reason] ?? 0) + 1
+    d[reason] = n
     if (n === 1 || log.enabled) {
       if (log.enabled || n === 1) log('%s/%s drop %s (#%d, %d bytes)', this.path?.name ?? '-', this.name, reason, n, msg.end - msg.off)
     }
@@ -167,7 +177,8 @@ export abstract class Stage {
   resetStats(): void {
     this.pktsF = this.bytesF = this.pktsB = this.bytesB = 0
     this.originated = 0
-    for (const k of Object.keys(this.drops)) delete this.drops[k]
+    const d = this.dropCounts
+    if (d !== null) for (const k of Object.keys(d)) delete d[k]
   }
 }
 

@@ -52,8 +52,9 @@ export class SegmentLoad {
   acksIn = 0
   private readonly data: FrameTemplate
   private readonly ack: FrameTemplate
-  private seq: number
-  private acked: number
+  // Numbers from the start (see FrameTemplate): no heap number per store.
+  private seq = 0
+  private acked = 0
   private readonly batch: Msg[] = new Array<Msg>(ROUND)
 
   /** Frames of `size` payload bytes on `rig`'s connection (call after `rig.benchMode()`). */

@@ -65,12 +65,15 @@ const IPPROTO_TCP = 6
 /** How often a splice waiting for out-of-order data to clear looks again (ms). */
 const SPLICE_RETRY_MS = 5
 
-/** Runs `fn` once every path in `paths` is between messages. */
-function whenIdle(paths: readonly Path[], fn: () => void): void {
-  const [p, ...rest] = paths
+/** Runs `fn` once every path in `paths[from..]` is between messages (no copies of `paths`: a splice allocates little). */
+function whenIdle(paths: readonly Path[], fn: () => void, from = 0): void {
+  const p = paths[from]
   if (p === undefined) fn()
-  else p.betweenMessages(() => whenIdle(rest, fn))
+  else p.betweenMessages(from + 1 >= paths.length ? fn : () => whenIdle(paths, fn, from + 1))
 }
+
+/** What an old TCB's application hears once its stage is unlinked: nothing (shared: a splice allocates little). */
+const IGNORE_DATA = Object.freeze({ onData(): void {} })
 
 /** Why a TCB cannot be spliced now, or null. */
 function notSpliceable(t: TcpStage, name: string): string | null {
@@ -113,7 +116,10 @@ export class SpliceEngine {
       this.feeding.set(w, () => this.attempt(w, opts, started, timer))
       return
     }
-    whenIdle([w.pathA, ...(w.pathB ? [w.pathB] : [])], () => this.tryNow(w, opts, started, timer))
+    const run = (): void => this.tryNow(w, opts, started, timer)
+    const b = w.pathB
+    if (b === null) w.pathA.betweenMessages(run)
+    else w.pathA.betweenMessages(() => b.betweenMessages(run))
   }
 
   private tryNow(w: Wiring, opts: SpliceOptions, started: number, retry: Timer | null): void {
@@ -123,16 +129,17 @@ export class SpliceEngine {
     const B = w.b.stage
     const bad = (w.bConnected ? null : 'the server connection is not established') ?? notSpliceable(A, 'client') ?? notSpliceable(B, 'server')
     if (bad !== null) return this.fail(w, bad)
-    if (A.tcb.snapshot().rcvOutOfOrder > 0 || B.tcb.snapshot().rcvOutOfOrder > 0) {
+    if (A.tcb.ooo.bytes() > 0 || B.tcb.ooo.bytes() > 0) {
       if (this.now - started >= this.o.spliceWaitMs) return this.fail(w, `out-of-order data did not clear within ${this.o.spliceWaitMs} ms`)
       const t = retry ?? this.fw.host.scheduler.timer(() => this.attempt(w, opts, started, t))
       t.set(SPLICE_RETRY_MS)
       return
     }
     retry?.cancel()
-    const paths = [w.pathA, ...(w.pathB ? [w.pathB] : [])]
+    const pathB = w.pathB
     // Step 1.
-    for (const p of paths) p.gate()
+    w.pathA.gate()
+    pathB?.gate()
     this.moveHeldBytes(w, A, B)
     // A FIN the proxy received but had not passed on yet goes after the moved bytes.
     if (A.tcb.peerFinished && !B.tcb.finQueued) B.tcb.shutdown()
@@ -143,14 +150,15 @@ export class SpliceEngine {
     try {
       cfg = spliceConfig(this.side(w.a, snapA), this.side(w.b, snapB))
     } catch (err) {
-      for (const p of paths) p.ungate()
+      w.pathA.ungate()
+      pathB?.ungate()
       return this.fail(w, (err as Error).message)
     }
     const userTap = opts.tap
     const tap = userTap === undefined ? null : (dir: FwdTapDir, data: Uint8Array) => userTap(dir === 'ab' ? 'toServer' : 'toClient', data)
     // Step 2.
     const pre = new PreliminaryFwdStage({
-      ...cfg, tap, trustChecksums: this.fw.tcp.trustChecksums,
+      ab: cfg.ab, ba: cfg.ba, tap, trustChecksums: this.fw.tcp.trustChecksums,
       a: { tcp: A, drainEnd: snapA.sndEnd, tsLastOut: snapA.tsLastSent },
       b: { tcp: B, drainEnd: snapB.sndEnd, tsLastOut: snapB.tsLastSent },
       onEnd: why => this.ended(w, why),
@@ -186,20 +194,24 @@ export class SpliceEngine {
       else pre.notifyAt(Dir.Backward, left, () => pre.holdNewData())
     }
     this.fw.stats.splicing++
-    for (const [t, other] of [[A, B], [B, A]] as const) {
-      t.app = { onData() {} }
-      t.tcb.events = {
-        drained: () => {
-          if (other.tcb.drained) whenIdle([w.pathA], () => this.finalize(w))
-        },
-        error: why => this.teardown(w, why),
-      }
-      t.tcb.ownerEvents = {}
-    }
+    this.drainEvents(w, A, B)
+    this.drainEvents(w, B, A)
     // Step 3 runs from here: ungated, new segments reach the preliminary FWD.
     w.pathA.ungate()
     A.tcb.startDrain()
     B.tcb.startDrain()
+  }
+
+  /** Step 3: `t` drains; once it and `other` are drained, the final stage goes in. */
+  private drainEvents(w: Wiring, t: TcpStage, other: TcpStage): void {
+    t.app = IGNORE_DATA
+    t.tcb.events = {
+      drained: () => {
+        if (other.tcb.drained) whenIdle([w.pathA], () => this.finalize(w))
+      },
+      error: why => this.teardown(w, why),
+    }
+    t.tcb.ownerEvents = {}
   }
 
   /** Puts every byte the proxy holds into the send buffer of the TCB it is bound for. */
@@ -217,15 +229,21 @@ export class SpliceEngine {
         }
       }
     }
-    for (const c of s.takeQueued(true)) B.tcb.writeAll(c)
-    for (const c of s.takeQueued(false)) A.tcb.writeAll(c)
-    for (const [from, to] of [[A, B], [B, A]] as const) {
-      const n = from.tcb.readableLength
-      if (n === 0) continue
-      const buf = new Uint8Array(n)
-      from.tcb.read(buf)
-      to.tcb.writeAll(buf)
-    }
+    const toServer = s.takeQueued(true)
+    for (let i = 0; i < toServer.length; i++) B.tcb.writeAll(toServer[i]!)
+    const toClient = s.takeQueued(false)
+    for (let i = 0; i < toClient.length; i++) A.tcb.writeAll(toClient[i]!)
+    this.moveUnread(A, B)
+    this.moveUnread(B, A)
+  }
+
+  /** Bytes `from` received that the proxy did not read yet go to `to`'s send buffer. */
+  private moveUnread(from: TcpStage, to: TcpStage): void {
+    const n = from.tcb.readableLength
+    if (n === 0) return
+    const buf = new Uint8Array(n)
+    from.tcb.read(buf)
+    to.tcb.writeAll(buf)
   }
 
   private side(c: TcpConnection, tcb: TcbSnapshot): SpliceSide {

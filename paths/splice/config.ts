@@ -58,7 +58,7 @@ function directionProblem(from: SpliceSide, to: SpliceSide, name: string): strin
 
 function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOffset: number): FwdDirectionConfig {
   const tsMode = from.tcb.tsOk && to.tcb.tsOk ? TsMode.Map : from.tcb.tsOk || to.tcb.tsOk ? TsMode.Nop : TsMode.None
-  return {
+  const c: FwdDirectionConfig = {
     outSrcIp: to.addrs.localIp,
     outDstIp: to.addrs.remoteIp,
     outSrcPort: to.addrs.localPort,
@@ -77,8 +77,16 @@ function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOff
     lastAck: from.tcb.sndUna,
     tsLastIn: from.tcb.tsRecent,
     outMss: to.tcb.peerMss,
-    ...(from.tcb.finReceived ? { finSeq: seqAdd(from.tcb.rcvNxt, -1) } : {}),
   }
+  if (from.tcb.finReceived) c.finSeq = seqAdd(from.tcb.rcvNxt, -1)
+  return c
+}
+
+/** Why connection `name` cannot be spliced, or null. */
+function sideProblem(name: string, s: SpliceSide): string | null {
+  if (!SPLICEABLE_STATES.has(s.tcb.state)) return `cannot splice: connection ${name} is ${s.tcb.state}`
+  if (s.tcb.rcvBuffered > 0) return `cannot splice: connection ${name} holds ${s.tcb.rcvBuffered} received bytes the proxy has not read (move them to the other side first)`
+  return null
 }
 
 /**
@@ -87,12 +95,8 @@ function direction(from: SpliceSide, to: SpliceSide, ackOffset: number, tsecrOff
  * spliced, or if received data is still unread (the proxy must move it first).
  */
 export function spliceConfig(a: SpliceSide, b: SpliceSide): Pick<FwdConfig, 'ab' | 'ba'> {
-  for (const [name, s] of [['A', a], ['B', b]] as const) {
-    if (!SPLICEABLE_STATES.has(s.tcb.state)) throw new SpliceStateError(`cannot splice: connection ${name} is ${s.tcb.state}`)
-    if (s.tcb.rcvBuffered > 0) {
-      throw new SpliceStateError(`cannot splice: connection ${name} holds ${s.tcb.rcvBuffered} received bytes the proxy has not read (move them to the other side first)`)
-    }
-  }
+  const bad = sideProblem('A', a) ?? sideProblem('B', b)
+  if (bad !== null) throw new SpliceStateError(bad)
   const problem = directionProblem(a, b, 'client') ?? directionProblem(b, a, 'server')
   if (problem !== null) throw new SpliceStateError(`cannot splice: ${problem}`)
   if (a.tcb.finReceived && b.tcb.finReceived) throw new SpliceStateError('cannot splice: both directions are finished')

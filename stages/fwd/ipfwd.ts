@@ -10,7 +10,7 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, csumUpdate16, csumUpdate32 } from '../../core/checksum.js'
+import { checksum, fold } from '../../core/checksum.js'
 import type { Msg } from '../../core/msg.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { FwdStage, type FwdConfig } from './stage.js'
@@ -59,10 +59,21 @@ export class IpFwdStage extends FwdStage {
     // MF set or a non-zero offset: a fragment. Reassembly is what IP/FWD bypasses.
     if ((get16(b, ip + IP_FRAG) & 0x3fff) !== 0) return this.drop(msg, 'fragment')
     // The header is rewritten (and on a chop recomputed): it must be intact first.
-    if (checksum(b, ip, ihl) !== 0) return this.drop(msg, 'bad-ip-checksum')
+    if (ihl === 20) {
+      // The common case, inline (as the router does): the ones' complement sum of the ten
+      // header words must be 0xffff (RFC 1071).
+      let h =
+        ((b[ip]! << 8) | b[ip + 1]!) + total + ((b[ip + 4]! << 8) | b[ip + 5]!) + ((b[ip + 6]! << 8) | b[ip + 7]!) +
+        ((b[ip + 8]! << 8) | b[ip + 9]!) + ((b[ip + 10]! << 8) | b[ip + 11]!) + ((b[ip + 12]! << 8) | b[ip + 13]!) +
+        ((b[ip + 14]! << 8) | b[ip + 15]!) + ((b[ip + 16]! << 8) | b[ip + 17]!) + ((b[ip + 18]! << 8) | b[ip + 19]!)
+      h = (h & 0xffff) + (h >>> 16)
+      h = (h & 0xffff) + (h >>> 16)
+      if (h !== 0xffff) return this.drop(msg, 'bad-ip-checksum')
+    } else if (checksum(b, ip, ihl) !== 0) return this.drop(msg, 'bad-ip-checksum')
     msg.end = ip + total // strip Ethernet padding
-    const srcIp = get32(b, ip + IP_SRC)
-    const dstIp = get32(b, ip + IP_DST)
+    // int32, not uint32: passed to calls unboxed (see FwdStage.deliver).
+    const srcIp = get32(b, ip + IP_SRC) | 0
+    const dstIp = get32(b, ip + IP_DST) | 0
     const chop = this.rewrite(msg, dir, ip + ihl, srcIp, dstIp)
     if (chop < 0) return
     const forward = dir === Dir.Forward
@@ -79,12 +90,14 @@ export class IpFwdStage extends FwdStage {
       set16(b, ip + IP_CSUM, 0)
       set16(b, ip + IP_CSUM, checksum(b, ip, ihl))
     } else {
-      let c = get16(b, ip + IP_CSUM)
-      const ttlProto = get16(b, ip + IP_TTL)
-      const newTtlProto = (OUT_TTL << 8) | 6
-      c = csumUpdate16(c, ttlProto, newTtlProto)
-      c = csumUpdate32(c, srcIp, d.outSrcIp)
-      c = csumUpdate32(c, dstIp, d.outDstIp)
+      // RFC 1624 eqn. 3 for TTL/protocol and both addresses, folded once (see rewriteSegment).
+      const os = d.outSrcIp
+      const od = d.outDstIp
+      const sum =
+        (~get16(b, ip + IP_CSUM) & 0xffff) + (0xffff - get16(b, ip + IP_TTL)) + ((OUT_TTL << 8) | 6) +
+        (0x1fffe - (srcIp >>> 16) - (srcIp & 0xffff)) + (os >>> 16) + (os & 0xffff) +
+        (0x1fffe - (dstIp >>> 16) - (dstIp & 0xffff)) + (od >>> 16) + (od & 0xffff)
+      const c = ~fold(sum) & 0xffff
       b[ip + IP_TTL] = OUT_TTL
       set32(b, ip + IP_SRC, d.outSrcIp)
       set32(b, ip + IP_DST, d.outDstIp)

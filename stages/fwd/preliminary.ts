@@ -56,7 +56,7 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
 import type { TcpStage } from '../tcp/stage.js'
-import { TsMode } from './rewrite.js'
+import { TsMode, type FwdDirection } from './rewrite.js'
 import { copySegment, findTimestamps, refill, stripSack } from './segment-edit.js'
 import { FwdStage, type FwdConfig, type FwdEnd } from './stage.js'
 
@@ -106,12 +106,34 @@ class PeerView {
     return false
   }
 
+  /** Frees what is held. */
+  release(): void {
+    this.heldBytes = 0
+    const q = this.held
+    if (q.length === 0) return
+    const ms = q.splice(0)
+    for (let i = 0; i < ms.length; i++) ms[i]!.free()
+  }
+
   constructor(leg: DrainingLeg) {
     const t = leg.tcp.tcb
     this.ack = t.sndUna
     this.right = seqAdd(t.sndUna, t.sndWnd)
     this.tsVal = t.tsRecent
     this.hasTs = t.tsOk
+  }
+}
+
+/**
+ * Raises direction `d`'s TSval offset so its peer (reached through `to`) never sees TSvals
+ * below the last one its old TCB sent (RFC 7323 §5 PAWS); `other` maps TSecr back alike.
+ */
+function settle(d: FwdDirection, other: FwdDirection, to: DrainingLeg): void {
+  if (d.tsMode !== TsMode.Map) return
+  const behind = seqDiff(to.tsLastOut, (d.tsLastIn + d.tsvalOffset) >>> 0)
+  if (behind > 0) {
+    d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
+    other.tsecrOffset = d.tsvalOffset
   }
 }
 
@@ -383,14 +405,8 @@ export class PreliminaryFwdStage extends FwdStage {
    * its sender, is not below what the old TCB last sent that peer.
    */
   settleTimestamps(): void {
-    for (const [d, other, to] of [[this.ab, this.ba, this.b], [this.ba, this.ab, this.a]] as const) {
-      if (d.tsMode !== TsMode.Map) continue
-      const behind = seqDiff(to.tsLastOut, (d.tsLastIn + d.tsvalOffset) >>> 0)
-      if (behind > 0) {
-        d.tsvalOffset = (d.tsvalOffset + behind) >>> 0
-        other.tsecrOffset = d.tsvalOffset
-      }
-    }
+    settle(this.ab, this.ba, this.b)
+    settle(this.ba, this.ab, this.a)
   }
 
   /** An old TCB's own segment: latest ACK, window and TSecr; TSval kept monotonic; then sent towards its peer. */
@@ -419,10 +435,8 @@ export class PreliminaryFwdStage extends FwdStage {
   /** Unhooks the old TCBs' output (they are disposed by the splice engine). */
   override detached(): void {
     super.detached()
-    for (const v of [this.va, this.vb]) {
-      for (const m of v.held.splice(0)) m.free()
-      v.heldBytes = 0
-    }
+    this.va.release()
+    this.vb.release()
     this.a.tcp.redirect = null
     this.b.tcp.redirect = null
   }

@@ -15,8 +15,8 @@
  * shape never changes, and the segment is rewritten in place.
  * @module
  */
-import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, csumUpdate16, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
+import { get32, set16, set32 } from '../../core/bytes.js'
+import { checksum, csumUpdate32, fold, pseudoHeaderSum, sumBytes } from '../../core/checksum.js'
 import { VNET_F_NEEDS_CSUM, type VnetHeader } from '../../core/msg.js'
 import { seqAdd, seqDiff, seqGt, seqLt } from '../../core/seq.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -86,44 +86,50 @@ export const MIN_INJECTION_TOLERANCE = 128 * 1024
 /** How far the splice base may trail the highest sequence forwarded (1 GiB, well inside 2^31). */
 const BASE_TRAIL = 2 ** 30
 
-/** One direction's live splice state. Field order is fixed so V8 keeps one hidden class. */
+/**
+ * One direction's live splice state. Field order is fixed so V8 keeps one hidden class.
+ * Every field starts as a number (not undefined, as a bare class field would): V8 then
+ * gives the sequence fields a double representation whose box is updated in place; a field
+ * that first held undefined becomes a tagged field, and every store of a number >= 2^31
+ * into it allocates a new heap number (one per segment; found by the heap profiler).
+ */
 export class FwdDirection {
   /** See {@link FwdDirectionConfig.outSrcIp}. */
-  outSrcIp: number
+  outSrcIp = 0
   /** See {@link FwdDirectionConfig.outDstIp}. */
-  outDstIp: number
+  outDstIp = 0
   /** See {@link FwdDirectionConfig.outSrcPort}. */
-  outSrcPort: number
+  outSrcPort = 0
   /** See {@link FwdDirectionConfig.outDstPort}. */
-  outDstPort: number
+  outDstPort = 0
   /** See {@link FwdDirectionConfig.seqOffset}. */
-  seqOffset: number
+  seqOffset = 0
   /** See {@link FwdDirectionConfig.ackOffset}. */
-  ackOffset: number
+  ackOffset = 0
   /** See {@link FwdDirectionConfig.inShift}. */
-  inShift: number
+  inShift = 0
   /** See {@link FwdDirectionConfig.outShift}. */
-  outShift: number
+  outShift = 0
   /** See {@link FwdDirectionConfig.tsMode}. */
-  tsMode: TsMode
+  tsMode: TsMode = TsMode.None
   /** See {@link FwdDirectionConfig.tsvalOffset}. */
-  tsvalOffset: number
+  tsvalOffset = 0
   /** See {@link FwdDirectionConfig.tsecrOffset}. */
-  tsecrOffset: number
+  tsecrOffset = 0
   /** See {@link FwdDirectionConfig.sack}. */
-  sack: boolean
+  sack = false
   /** See {@link FwdDirectionConfig.base}. */
-  base: number
+  base = 0
   /** Highest incoming seq + len seen (incoming space). */
-  highSeq: number
+  highSeq = 0
   /** Last ack seen from the incoming peer (in its own space: the outgoing space of the other direction), for unsplicing. */
-  lastAck: number
+  lastAck = 0
   /** Last TSval seen from the incoming peer, for unsplicing. */
-  tsLastIn: number
+  tsLastIn = 0
   /** Incoming peer's last window in bytes. */
-  window: number
+  window = 0
   /** Largest window seen, for the blind-injection tolerance. */
-  maxWindow: number
+  maxWindow = 0
   /** Sequence number of the FIN received from the incoming peer, when one was. */
   finSeq = 0
   /** True once the incoming peer sent FIN. */
@@ -135,7 +141,7 @@ export class FwdDirection {
   /** Bytes chopped below the splice base. */
   chopped = 0
   /** The outgoing peer's MSS (0: unknown), for the GSO size of super-segments. */
-  outMss: number
+  outMss = 0
 
   /** Creates a direction from its configuration. */
   constructor(c: FwdDirectionConfig) {
@@ -182,8 +188,9 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   // DESIGN §5: a SYN on a spliced connection is never forwarded (no new connection can
   // be opened through a splice, and a SYN in the middle of one is an attack or a bug).
   if ((flags & TcpFlag.SYN) !== 0) return 'syn-on-spliced'
-  const seq = get32(buf, tcp + TcpField.SEQ)
-  const ack = get32(buf, tcp + TcpField.ACK)
+  const q = tcp + TcpField.SEQ
+  const seq = ((buf[q]! << 24) | (buf[q + 1]! << 16) | (buf[q + 2]! << 8) | buf[q + 3]!) >>> 0
+  const ack = ((buf[q + 4]! << 24) | (buf[q + 5]! << 16) | (buf[q + 6]! << 8) | buf[q + 7]!) >>> 0
   let payload = end - tcp - hlen
   // Blind injection (RFC 5961 spirit, DESIGN §5): seq must be near what the peer has sent,
   // ack near what we have sent it; anything far outside both windows is refused.
@@ -212,7 +219,7 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
       full = true
     }
   }
-  const inSeq = get32(buf, tcp + TcpField.SEQ)
+  const inSeq = (seq + chop) >>> 0
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
   // Only data and FIN advance what was forwarded: a pure ACK carries SND.NXT, which is
   // beyond a gap when the data before it was lost. Counting it would put the unsplice
@@ -232,33 +239,58 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   d.segments++
   d.bytes += payload
 
-  let c = get16(buf, tcp + TcpField.CHECKSUM)
-  // Pseudo-header: the addresses change from (X peer, us on X) to (us on Y, Y peer).
-  if (!full) {
-    c = csumUpdate32(c, srcIp, d.outSrcIp)
-    c = csumUpdate32(c, dstIp, d.outDstIp)
-  }
-  const oldSport = get16(buf, tcp)
-  const oldDport = get16(buf, tcp + 2)
-  set16(buf, tcp, d.outSrcPort)
-  set16(buf, tcp + 2, d.outDstPort)
-  const outSeq = seqAdd(inSeq, d.seqOffset)
-  set32(buf, tcp + TcpField.SEQ, outSeq)
+  // The fields are read and written byte by byte below, not through get16/set32: this
+  // function is too large for V8 to inline every helper, and a call that passes a sequence
+  // number >= 2^31 boxes it (a heap allocation per segment, found by the heap profiler).
+  let c = (buf[tcp + TcpField.CHECKSUM]! << 8) | buf[tcp + TcpField.CHECKSUM + 1]!
+  const oldSport = (buf[tcp]! << 8) | buf[tcp + 1]!
+  const oldDport = (buf[tcp + 2]! << 8) | buf[tcp + 3]!
+  const outSport = d.outSrcPort
+  const outDport = d.outDstPort
+  buf[tcp] = outSport >>> 8
+  buf[tcp + 1] = outSport & 0xff
+  buf[tcp + 2] = outDport >>> 8
+  buf[tcp + 3] = outDport & 0xff
+  const outSeq = (inSeq + d.seqOffset) >>> 0
+  const o = tcp + TcpField.SEQ
+  buf[o] = outSeq >>> 24
+  buf[o + 1] = (outSeq >>> 16) & 0xff
+  buf[o + 2] = (outSeq >>> 8) & 0xff
+  buf[o + 3] = outSeq & 0xff
   const outAck = (ack - d.ackOffset) >>> 0
-  set32(buf, tcp + TcpField.ACK, outAck)
-  const win = get16(buf, tcp + TcpField.WINDOW)
-  const winBytes = win * (1 << d.inShift)
+  buf[o + 4] = outAck >>> 24
+  buf[o + 5] = (outAck >>> 16) & 0xff
+  buf[o + 6] = (outAck >>> 8) & 0xff
+  buf[o + 7] = outAck & 0xff
+  const w = tcp + TcpField.WINDOW
+  const win = (buf[w]! << 8) | buf[w + 1]!
+  // Scaled windows stay below 2^30 (shifts are capped at 14, RFC 7323 §2.3): shifts are exact.
+  const winBytes = win << d.inShift
   d.window = winBytes
   if (winBytes > d.maxWindow) d.maxWindow = winBytes
-  let outWin = Math.floor(winBytes / (1 << d.outShift))
+  let outWin = winBytes >>> d.outShift
   if (outWin > 0xffff) outWin = 0xffff
-  set16(buf, tcp + TcpField.WINDOW, outWin)
+  buf[w] = outWin >>> 8
+  buf[w + 1] = outWin & 0xff
   if (!full) {
-    c = csumUpdate16(c, oldSport, d.outSrcPort)
-    c = csumUpdate16(c, oldDport, d.outDstPort)
-    c = csumUpdate32(c, seq, outSeq)
-    c = csumUpdate32(c, ack, outAck)
-    c = csumUpdate16(c, win, outWin)
+    // RFC 1624 eqn. 3 for every changed word at once, HC' = ~(~HC + sum(~m) + sum(m')):
+    // one fold instead of one per field, the same result (ones' complement addition is
+    // associative, and the sum is zero only when each term is). The pseudo-header's
+    // addresses change from (X peer, us on X) to (us on Y, Y peer).
+    const os = d.outSrcIp
+    const od = d.outDstIp
+    const sum =
+      (~c & 0xffff) +
+      (0x1fffe - (srcIp >>> 16) - (srcIp & 0xffff)) + (os >>> 16) + (os & 0xffff) +
+      (0x1fffe - (dstIp >>> 16) - (dstIp & 0xffff)) + (od >>> 16) + (od & 0xffff) +
+      (0xffff - oldSport) + outSport + (0xffff - oldDport) + outDport +
+      (0x1fffe - (seq >>> 16) - (seq & 0xffff)) + (outSeq >>> 16) + (outSeq & 0xffff) +
+      (0x1fffe - (ack >>> 16) - (ack & 0xffff)) + (outAck >>> 16) + (outAck & 0xffff) +
+      (0xffff - win) + outWin
+    // Fold (the sum of 22 terms stays below 2^21: two steps suffice).
+    let f = (sum & 0xffff) + (sum >>> 16)
+    f = (f & 0xffff) + (f >>> 16)
+    c = ~f & 0xffff
   }
   if (hlen > 20) {
     const r = rewriteOptions(buf, tcp, hlen, d, c, full)
@@ -270,7 +302,8 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
     const len = hlen + payload
     c = checksum(buf, tcp, len, pseudoHeaderSum(d.outSrcIp, d.outDstIp, 6, len))
   }
-  set16(buf, tcp + TcpField.CHECKSUM, c)
+  buf[tcp + TcpField.CHECKSUM] = c >>> 8
+  buf[tcp + TcpField.CHECKSUM + 1] = c & 0xff
   return chop
 }
 

@@ -16,7 +16,7 @@
  * @module
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
-import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
+import { checksum, fold, pseudoHeaderSum, transportChecksumOk } from '../../core/checksum.js'
 import { checksumVouched, VNET_F_NEEDS_CSUM, type Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
 import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
@@ -163,7 +163,9 @@ export class FwdStage extends Stage {
     if (this.ended !== null) return this.drop(msg, 'closed')
     if (msg.l3 < 0) return this.drop(msg, 'no-l3')
     const buf = msg.buf
-    const chop = this.rewrite(msg, dir, msg.off, get32(buf, msg.l3 + 12), get32(buf, msg.l3 + 16))
+    // Addresses travel as int32 (`| 0`): a call passing an address >= 2^31 (192.168/16)
+    // as a uint32 would box it, an allocation per segment. Only their 16-bit halves are used.
+    const chop = this.rewrite(msg, dir, msg.off, get32(buf, msg.l3 + 12) | 0, get32(buf, msg.l3 + 16) | 0)
     if (chop < 0) return
     msg.off += chop
     msg.l4 = msg.off
@@ -272,9 +274,18 @@ export class FwdStage extends Stage {
     return this.heldTsMin[dir]!
   }
 
+  private freeHeld(): void {
+    const h = this.held
+    for (let i = 0; i < h.length; i++) h[i]!.free()
+    this.clearHeld()
+  }
+
   private clearHeld(): void {
-    this.held = []
-    this.heldDirs = []
+    // Fresh arrays only when something was held (a caller may still be walking the old ones).
+    if (this.held.length > 0) {
+      this.held = []
+      this.heldDirs = []
+    }
     this.heldBytes[0] = this.heldBytes[1] = 0
     this.heldTsMin[0] = this.heldTsMin[1] = -1
   }
@@ -313,7 +324,7 @@ export class FwdStage extends Stage {
     const v = msg.vnet
     if (!this.trustChecksums && !checksumVouched(v)) {
       const len = msg.end - tcp
-      if (len >= 20 && checksum(msg.buf, tcp, len, pseudoHeaderSum(srcIp, dstIp, 6, len)) !== 0) {
+      if (len >= 20 && !transportChecksumOk(msg.buf, tcp, len, srcIp, dstIp, 6)) {
         this.drop(msg, 'bad-checksum')
         return -1
       }
@@ -442,8 +453,7 @@ export class FwdStage extends Stage {
     this.ended = why
     this.idleTimer?.cancel()
     this.quiesce = null
-    for (const m of this.held) m.free()
-    this.clearHeld()
+    this.freeHeld()
     this.onEnd?.(why)
   }
 
@@ -468,8 +478,7 @@ export class FwdStage extends Stage {
   /** Detaching from the path stops the idle timer and frees what is still held. */
   override detached(): void {
     this.idleTimer?.cancel()
-    for (const m of this.held) m.free()
-    this.clearHeld()
+    this.freeHeld()
   }
 
   private checkIdle(now: number): void {

@@ -7,6 +7,9 @@
  */
 import { seqDiff, seqGe, seqGt, seqLe, seqLt, type Seq } from '../../core/seq.js'
 
+/** The allocation of a released ring, shared: it holds nothing, and the next write allocates (ensure). */
+const NO_BYTES = new Uint8Array(0)
+
 /** A FIFO of bytes in a ring that grows by doubling up to `limit`. */
 export class ByteRing {
   /** Most bytes the ring may hold (raised only by {@link ByteRing.raiseLimit}). */
@@ -29,7 +32,7 @@ export class ByteRing {
 
   /** Frees the allocation and empties the ring (it grows again on the next write). */
   release(): void {
-    this.buf = new Uint8Array(0)
+    this.buf = NO_BYTES
     this.head = 0
     this.length = 0
   }

@@ -291,7 +291,10 @@ export class TcpFlowDemux implements ClassifierNode {
     if (msg.end - off < TcpField.HEADER_LEN) return null
     const ip = ipHeaderBefore(b, off)
     if (ip < 0) return null
-    const conn = this.module.flows.get(get32(b, ip + 12), get32(b, ip + 16), get32(b, off))
+    // As int32 (`| 0`; FlowTable hashes and compares bit patterns): a uint32 >= 2^31 (a
+    // source port >= 32768 in the ports word, a 192.168/16 address) passed to a call is
+    // boxed, an allocation per segment.
+    const conn = this.module.flows.get(get32(b, ip + 12) | 0, get32(b, ip + 16) | 0, get32(b, off) | 0)
     if (conn !== undefined) return conn.end
     return this.module.defaultEnd(msg.ingress)
   }

@@ -5,7 +5,7 @@
 // data past the 1 MiB block, switching between many buffers (the view cache), a
 // SharedArrayBuffer, and ranges reaching outside the array.
 import t from 'tap'
-import { checksum, fold, sumBytes } from '../../../core/checksum.js'
+import { checksum, fold, sumBytes, transportChecksumOk } from '../../../core/checksum.js'
 import { Random, testSeed } from '../../../core/random.js'
 
 const seed = testSeed()
@@ -152,4 +152,32 @@ t.test('a range reaching outside the array counts the missing bytes as zero, nev
     })
     t.equal(got, ~refSum(padded, 0, len, 0) & 0xffff, `${len} bytes from a ${size}-byte array at ${start} of the slab: zero-padded`)
   }
+})
+
+t.test('transportChecksumOk agrees with checksum() over the pseudo-header, valid or corrupted', async t => {
+  let disagree = 0
+  let valid = 0
+  for (let n = 0; n < 3000; n++) {
+    const len = rng.chance(0.5) ? rng.int(20, 80) : rng.int(20, 3000)
+    const off = rng.int(0, 6)
+    const b = rng.bytes(new Uint8Array(off + len + rng.int(0, 4)))
+    const src = rng.nextU32()
+    const dst = rng.nextU32()
+    const proto = rng.chance(0.5) ? 6 : 17
+    // Make about half of them valid: fill the checksum field (bytes 16-17) correctly.
+    if (rng.chance(0.5)) {
+      b[off + 16] = 0
+      b[off + 17] = 0
+      const c = checksum(b, off, len, (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len)
+      b[off + 16] = c >>> 8
+      b[off + 17] = c & 0xff
+      if (rng.chance(0.3)) b[off + rng.int(0, len - 1)]! ^= 1 << rng.int(0, 7)
+    }
+    const want = checksum(b, off, len, (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len) === 0
+    if (want) valid++
+    // Addresses as uint32 and as int32 (the fast path passes int32).
+    if (transportChecksumOk(b, off, len, src, dst, proto) !== want || transportChecksumOk(b, off, len, src | 0, dst | 0, proto) !== want) disagree++
+  }
+  t.equal(disagree, 0)
+  t.ok(valid > 1000 && valid < 2500, `both outcomes exercised (${valid} valid)`)
 })

@@ -81,3 +81,36 @@ t.test('demux tree: ETH type, IP protocol, 4-tuple, defaults at each level', asy
   t.ok(eth.delete(0x0806))
   t.equal(eth.get(0x0806), undefined)
 })
+
+t.test('a level remembers its last key, and forgets it when the table changes', async t => {
+  const a = new Path([], { name: 'a' })
+  const b = new Path([], { name: 'b' })
+  const dflt = new Path([], { name: 'default' })
+  const ipProto = new FieldDemux('IP protocol', { key: (bf, o, end) => (o + 20 <= end ? bf[o + 9]! : -1), next: (bf, o) => o + (bf[o]! & 0xf) * 4 })
+  const eth = new FieldDemux('ETH type', { key: (bf, o, end) => (o + 14 <= end ? get16(bf, o + 12) : -1), next: (_b, o) => o + 14 })
+  eth.set(0x0800, ipProto)
+  ipProto.set(6, a.ends[0])
+  const c = new Classifier('eth0', eth, dflt.ends[0])
+  const tcp = frame(0x0800, 6)
+  t.equal(c.classify(tcp), a.ends[0], 'first lookup')
+  t.equal(c.classify(tcp), a.ends[0], 'remembered')
+  ipProto.set(6, b.ends[0])
+  t.equal(c.classify(tcp), b.ends[0], 'set() replaces the remembered target')
+  ipProto.delete(6)
+  t.equal(c.classify(tcp), dflt.ends[0], 'delete() forgets it: the default again')
+  // A miss is remembered too, until an entry appears.
+  t.equal(c.classify(frame(0x0800, 17)), dflt.ends[0])
+  ipProto.set(17, a.ends[0])
+  t.equal(c.classify(frame(0x0800, 17)), a.ends[0], 'a key that missed is found once set')
+  // A deeper node that claims nothing falls back to the level's default, remembered or not.
+  ipProto.setDefault(b.ends[0])
+  t.equal(c.classify(frame(0x0800, 1)), b.ends[0])
+  t.equal(c.classify(frame(0x0800, 1)), b.ends[0])
+  // Alternating keys (the memo is one entry) still find each its own target.
+  eth.set(0x0806, dflt.ends[0])
+  for (let i = 0; i < 4; i++) {
+    t.equal(c.classify(frame(0x0806)), dflt.ends[0])
+    t.equal(c.classify(frame(0x0800, 17)), a.ends[0])
+  }
+  t.equal(c.classify(Msg.from(new Uint8Array(6))), dflt.ends[0], 'a runt (key -1) is never taken for the remembered key')
+})
