@@ -329,7 +329,11 @@ export function describeConfig(cfg: RunConfig): string {
   for (const p of cfg.proxies) {
     out.push(`    proxy ${p.name} (${p.summary})${p.port !== null ? ` on port ${p.port}` : ''}, per connection:`)
     out.push(p.layout === '1-path' ? '      control: [dev] -> eth -> ip -> tcp(A) -> proxy -> tcp(B) -> ip -> eth -> [dev]' : '      control: [dev] -> eth -> ip -> tcp(A) -> proxy ⇢ proxy -> tcp(B) -> ip -> eth -> [dev]  (two paths)')
-    if (p.splice !== 'never') out.push(p.mode === 'fwd' ? '      spliced: [dev] -> eth -> ip -> fwd -> ip -> eth -> [dev]' : '      spliced: [dev] -> eth -> ipfwd -> eth -> [dev]')
+    if (p.splice !== 'never') {
+      out.push(p.mode === 'fwd' ? '      spliced: [dev] -> eth -> ip -> fwd -> ip -> eth -> [dev]'
+        : p.mode === 'ipfwd' ? '      spliced: [dev] -> eth -> ipfwd -> eth -> [dev]'
+          : '      spliced: [dev] -> eth -> ipfwd-shared (one row per connection) -> eth -> [dev], one path per interface pair')
+    }
   }
   return out.join('\n')
 }

@@ -10,7 +10,10 @@
  *              into the other TCB's send buffer: the send streams' ends are now fixed
  *            2 unlink TCP+PROXY+TCP, insert the preliminary FWD (offsets from the TCBs)
  *            - ungate: new segments are forwarded; copies drain the old TCBs (step 3)
- *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD
+ *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD,
+ *              or (ipfwd-shared) move the FWD state into a row of the forwarder's shared
+ *              IP/FWD path, hand it the queued frames, and release the session's own path,
+ *              TCBs and flow entries
  *            5 ungate
  *  unsplice: each stream's unsplice point is what FWD forwarded so far; FWD holds
  *            segments with data beyond it (forwarding only their ACKs) until each peer
@@ -28,11 +31,12 @@ import { PreliminaryFwdStage } from '../../stages/fwd/preliminary.js'
 import { IpFwdStage } from '../../stages/fwd/ipfwd.js'
 import { TsMode, type FwdDirection } from '../../stages/fwd/rewrite.js'
 import { FwdStage, type FwdEnd, type FwdTapDir } from '../../stages/fwd/stage.js'
-import type { SpliceOptions } from '../../stages/proxy/session.js'
+import type { SpliceMode, SpliceOptions } from '../../stages/proxy/session.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { TcpStage } from '../../stages/tcp/stage.js'
 import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
 import { SPLICEABLE_STATES, spliceConfig, type SpliceSide } from '../splice/config.js'
+import type { Interface } from '../host.js'
 import type { ProxyForwarder, Wiring } from './forwarder.js'
 
 /** Tunables of the engine (the forwarder's options). */
@@ -54,7 +58,7 @@ interface SplicedLegs {
   /** B's TCB at the splice. */
   b: TcbSnapshot
   /** The final stage. */
-  mode: 'fwd' | 'ipfwd'
+  mode: SpliceMode
   /** When the splice was requested (ms). */
   started: number
   /** Server-stream sequence (B space) at which to unsplice by itself, or null. */
@@ -105,6 +109,10 @@ export class SpliceEngine {
 
   /** Starts a splice (the session is in state `splicing`). */
   splice(w: Wiring, opts: SpliceOptions): void {
+    if ((opts.mode ?? this.fw.mode) === 'ipfwd-shared' && (opts.tap !== undefined || opts.unspliceAfterServerBytes !== undefined)) {
+      // The forwarder's default mode is shared; the session could not refuse it itself.
+      return this.fail(w, `mode 'ipfwd-shared' keeps no per-connection callbacks or state: it cannot ${opts.tap !== undefined ? 'tap' : 'unsplice after n bytes'}; ask for mode 'ipfwd' or 'fwd'`)
+    }
     this.attempt(w, opts, this.now, null)
   }
 
@@ -250,6 +258,7 @@ export class SpliceEngine {
     const path = w.pathA
     path.gate()
     pre.settleTimestamps()
+    if (legs.mode === 'ipfwd-shared' && this.moveToShared(w, pre, legs)) return
     const base = {
       ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,
       ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
@@ -280,6 +289,49 @@ export class SpliceEngine {
       if (left <= 0) w.session.unsplice()
       else fin.notifyAt(Dir.Backward, left, () => w.session.state === 'spliced' && w.session.unsplice())
     }
+  }
+
+  /**
+   * Step 4 for `ipfwd-shared`: the drained splice's two directions become a row of the
+   * shared path between the connections' interfaces; frames queued at the old path's ends
+   * go to the shared path's ends facing the same devices; the session's path, TCBs and
+   * flow entries are released (the shared path's claim selects it from now on). Returns
+   * false (per-connection IP/FWD is used instead) if an end of the path is not an interface.
+   */
+  private moveToShared(w: Wiring, pre: PreliminaryFwdStage, legs: SplicedLegs): boolean {
+    const fw = this.fw
+    const path = w.pathA
+    const ifaceOf = (e: 0 | 1): Interface | undefined => fw.host.interfaces.find(i => i.device === path.ends[e].target)
+    const x = ifaceOf(0)
+    const y = ifaceOf(1)
+    if (x === undefined || y === undefined) {
+      legs.mode = 'ipfwd'
+      return false
+    }
+    const sp = fw.sharedPath(x, y)
+    // What the preliminary FWD sent goes out first; queued input moves with its device.
+    path.flush()
+    const s = w.session
+    const row = sp.stage.add(pre.ab, pre.ba, this.nextHop(w.b!.remoteIp), this.nextHop(w.a.remoteIp), s.id)
+    for (const [e, iface] of [[0, x], [1, y]] as const) {
+      const q = path.ends[e].input
+      const to = sp.endFacing(iface)
+      for (let m = q.shift(); m !== undefined; m = q.shift()) to.enqueue(m)
+    }
+    pre.onEnd = null
+    pre.a.tcp.tcb.releaseBuffers()
+    pre.b.tcp.tcb.releaseBuffers()
+    w.fwd = null
+    this.legs.delete(w)
+    // Flow entries, TCBs and the path go (the path closes between messages: it is idle).
+    fw.release(w)
+    const st = fw.stats
+    st.splicing--
+    st.spliced++
+    st.splices++
+    st.spliceMsTotal += this.now - legs.started
+    fw.movedToShared(s, sp, row)
+    return true
   }
 
   private nextHop(ip: number): number {

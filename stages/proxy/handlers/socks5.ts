@@ -50,7 +50,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { formatIPv4, parseIPv4 } from '../../../core/bytes.js'
 import { ConfigError } from '../../../core/errors.js'
-import type { BoundAddress, ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import type { BoundAddress, ProxyHandler, ProxySessionApi, SpliceMode, SpliceOptions } from '../session.js'
 import { MSOCKS_CMD_BIND, MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MsocksRep, buildReconnectReply, parseReconnect, type MsocksService } from './msocks.js'
 
 // ------------------------------------------------------------------ protocol constants
@@ -527,7 +527,7 @@ export interface Socks5Options {
   /** Splice after the success reply (default true); false relays through both TCPs. */
   splice?: boolean
   /** The final stage of the splice (default: the forwarder's). */
-  mode?: 'fwd' | 'ipfwd'
+  mode?: SpliceMode
   /** Receives structured events. */
   onLog?: (event: Socks5LogEvent) => void
   /**
