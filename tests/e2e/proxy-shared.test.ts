@@ -106,7 +106,7 @@ for (const layout of ['1-path', '2-path'] as const) {
     t.equal(net.fw.stats.spliced, 0)
     t.equal(net.fw.stats.closed, N)
     // A RST after both FINs were acknowledged (a client that got everything, then reset) ends the splice as 'fin'.
-    t.ok(closes.filter(w => w === 'fin').length >= fins.length, `closed: ${closes.join(',')}`)
+    t.ok(closes.filter(w => w === 'fin').length >= fins.length - failures.length, `closed: ${closes.join(',')}`)
     t.ok(closes.filter(w => w === 'rst').length >= 1, 'RSTs ended rows')
     t.equal(closes.filter(w => w === 'fin' || w === 'rst').length, net.fw.stats.splices, 'every row ended by FIN or RST')
     const ex = sp.stage.stats().extra
