@@ -8,7 +8,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { parseIPv4 } from '../../core/bytes.js'
 import { Random, testSeed } from '../../core/random.js'
-import type { ProxyHandler, ProxySessionApi } from '../../stages/proxy/session.js'
+import type { ProxyHandler, ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
 import { PROXY_A, PROXY_PORT, proxyNet, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
 import { Pump } from '../helpers/tcp-net.js'
 
@@ -34,7 +34,7 @@ for (const layout of ['1-path', '2-path'] as const) {
       onServerData: (s, data) => {
         const seen = ((s.data.seen as number | undefined) ?? 0) + data.length
         s.data.seen = seen
-        if (s.id % 2 === 1 && seen >= 20_000 && s.state === 'control' && !s.splicePending) s.splice({ mode: 'ipfwd-shared', afterClientBytes: data.length })
+        if (s.id % 2 === 1 && seen >= 20_000 && s.state === 'control' && !(s as ProxySession).splicePending) s.splice({ mode: 'ipfwd-shared', afterClientBytes: data.length })
         s.writeToClient(data)
       },
       onClose: (_s, why) => closes.push(why),

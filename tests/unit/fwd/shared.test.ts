@@ -97,6 +97,7 @@ t.test(`table: random inserts, lookups, deletes, reuse and growth agree with a M
   t.ok(reused > 100, `freed rows were reused (${reused} times)`)
   t.ok(table.capacity >= table.size && (table.capacity & (table.capacity - 1)) === 0, 'capacity is a power of two')
   t.equal(table.i32.length, table.capacity * ROW_WORDS)
+  return undefined
 })
 
 t.test('table: a duplicate key is refused; store/load keeps u32 values across the int32 words', async t => {
@@ -280,6 +281,7 @@ t.test(`stage: every datagram comes out byte for byte as IpFwdStage's, with the 
   t.ok(ended > 0, `${ended} connections ended (RST or FINs) the same way in both`)
   t.equal(shared.rows, N - ended, 'ended rows were freed')
   t.equal(shared.stats().extra.rowsEnded, ended)
+  return undefined
 })
 
 /** A fixed connection for the scenario tests. */
