@@ -15,6 +15,7 @@
 import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { ProxySessionApi, SpliceMode } from '../../stages/proxy/session.js'
+import { ProxyForwarder } from '../../paths/proxy/forwarder.js'
 import { PROXY_A_IP, PROXY_PORT, SERVER_IP, SERVER_PORT, plugHandler, proxyNet } from '../lib/proxy-rig.js'
 import type { ResultTable, Suite, SuiteContext } from '../lib/suite.js'
 
@@ -27,6 +28,14 @@ function heapBytes(): { heap: number; ab: number } {
 }
 
 const PEER = { sndBuf: 4096, rcvBuf: 4096 }
+
+/**
+ * Connections per port pair: one client address reaches one proxy port from at most the
+ * 28k ports of its ephemeral range (and the proxy one server port likewise), so N above
+ * this is spread over several proxy ports (a forwarder each, with its own shared path)
+ * and server ports, as a real proxy would need several addresses or ports.
+ */
+const PER_PORT = 25_000
 
 /** Bytes per connection for one N. */
 export interface MemoryRow {
@@ -56,14 +65,24 @@ function open(n: number, via: 'router' | 'proxy', splice: SpliceMode | null): { 
   const sessions: (ProxySessionApi | null)[] = []
   const before = heapBytes()
   const net = proxyNet({ forwarder: via === 'router' ? 'router' : '1-path', handler: plugHandler(s => sessions.push(s)), peerTcb: PEER, proxyTcb: {} })
-  net.tcpS.listen(SERVER_PORT, c => {
-    c.stage.app = { onData() {} }
-  }, PEER)
+  const groups = Math.ceil(n / PER_PORT)
+  const forwarders = via === 'proxy' ? [net.proxy!] : []
+  for (let k = 0; k < groups; k++) {
+    net.tcpS.listen(SERVER_PORT + k, c => {
+      c.stage.app = { onData() {} }
+    }, PEER)
+    if (k > 0 && via === 'proxy') {
+      forwarders.push(new ProxyForwarder({
+        host: net.proxyHost!, tcp: net.tcpP!, port: PROXY_PORT + k, layout: '1-path', tcb: {},
+        handler: { name: 'plug', onClientOpen: s => s.connect(SERVER_IP, SERVER_PORT + k), onServerOpen: s => sessions.push(s) },
+      }))
+    }
+  }
   const target = via === 'router' ? SERVER_IP : PROXY_A_IP
   const port = via === 'router' ? SERVER_PORT : PROXY_PORT
   let spliced = 0
   for (let i = 0; i < n; i++) {
-    net.tcpC.connect(target, port, { config: PEER }).stage.app = { onData() {} }
+    net.tcpC.connect(target, port + (i % groups), { config: PEER }).stage.app = { onData() {} }
     if (i % 100 === 99 || i === n - 1) {
       net.sched.runFor(20)
       // Splice as they come so 100k unspliced pairs never coexist.
@@ -77,7 +96,8 @@ function open(n: number, via: 'router' | 'proxy', splice: SpliceMode | null): { 
   }
   net.sched.runFor(3000) // handshakes, splices and delayed ACKs done
   if (via === 'proxy' && sessions.length !== n) throw new Error(`memory: ${sessions.length} of ${n} sessions opened`)
-  if (splice !== null && net.proxy!.stats.spliced !== n) throw new Error(`memory: ${net.proxy!.stats.spliced} of ${n} spliced (${JSON.stringify(net.proxy!.stats)})`)
+  const splicedNow = forwarders.reduce((a, f) => a + f.stats.spliced, 0)
+  if (splice !== null && splicedNow !== n) throw new Error(`memory: ${splicedNow} of ${n} spliced (${JSON.stringify(forwarders.map(f => f.stats))})`)
   const after = heapBytes()
   // `net` is used after the measurement, so it is alive during it.
   if (net.sched.now() < 0) throw new Error('unreachable')
@@ -129,7 +149,7 @@ export function memoryTables(rows: MemoryRow[]): ResultTable[] {
     'Scout: 256 KB of buffers per unspliced connection, under 36 bytes of FWD state.',
     'ArrayBuffers columns: backing-store growth per connection in that run, the peers\' 16 KB of rings included. Once spliced, the drained TCBs\' rings are freed (Tcb.releaseBuffers); what remains per connection is JavaScript objects: the path and its five stages, the FWD state, the session, the two old TCP stages (kept for their snapshots) and the flow entries. Scout\'s 36 bytes would need spliced connections to share one path and keep their FWD state in a table.',
   ]
-  notes.push('Shared IP/FWD (mode ipfwd-shared): each connection is one row of the forwarder\'s table (38 int32 words + 4 float64 counters = 184 B, plus its share of the 4-tuple index: 4 int32 slots per row, 16 B; both grow by doubling, so the share per connection depends on where N falls between powers of two). The session, its wiring, path, stages, TCBs and flow entries are released at the move (the plug handler has no onClose, so nobody keeps the session).')
+  notes.push('Shared IP/FWD (mode ipfwd-shared): each connection is one row of the forwarder\'s table (40 int32 words + 2 float64 byte counters = 176 B, plus its share of the 4-tuple index: 4 int32 slots per row, 16 B; both grow by doubling, so the share per connection depends on where N falls between powers of two). The session, its wiring, path, stages, TCBs and flow entries are released at the move (the plug handler has no onClose, so nobody keeps the session).')
   const perConn = rows.filter(r => Number.isFinite(r.fwd))
   const lastPer = perConn[perConn.length - 1]
   if (lastPer !== undefined) {

@@ -4,13 +4,14 @@
  * state"; issue 6: "a few hundred bytes per connection at most").
  *
  * ```
- *   i32  [ row 0: dir ab (17 words) | dir ba (17 words) | LAST STATE LINGER SESSION ] [ row 1 ...
- *   f64  [ row 0: segments ab, bytes ab, segments ba, bytes ba ] [ row 1 ...
+ *   i32  [ row 0: dir ab (18 words) | dir ba (18 words) | LAST STATE LINGER OWNER ] [ row 1 ...
+ *   f64  [ row 0: bytes ab, bytes ba ] [ row 1 ...          (176 bytes per row in all)
  *   index (open addressing, linear probing, backward-shift delete):
  *        slot -> (row << 1 | dir), -1 empty; the key (src ip, dst ip, src port << 16 | dst port
  *        of the INCOMING segment) is not stored: it is the other direction's outgoing
  *        addresses and ports, swapped, read from the row itself
- *   free list: a stack of freed rows, reused first; rows and index grow by doubling
+ *   free list: freed rows linked through their OWNER word, reused first; rows and index
+ *   grow by doubling
  * ```
  * Words hold u32 values as `| 0` (read them back with `>>> 0`). Nothing here allocates
  * per lookup; growing allocates new arrays (amortized O(1) per insert).
@@ -54,10 +55,12 @@ export const DirWord = {
   NEXT_HOP: 15,
   /** {@link FwdDirection.chopped}. */
   CHOPPED: 16,
+  /** {@link FwdDirection.segments}, modulo 2^32 (per connection; the stage's totals do not wrap). */
+  SEGMENTS: 17,
 } as const
 
 /** Words per direction block. */
-export const DIR_WORDS = 17
+export const DIR_WORDS = 18
 
 /** Word offsets of the per-row words after the two direction blocks. */
 export const RowWord = {
@@ -67,15 +70,15 @@ export const RowWord = {
   STATE: 2 * DIR_WORDS + 1,
   /** While lingering: when the linger ends (wrapping int32 ms). */
   LINGER_AT: 2 * DIR_WORDS + 2,
-  /** The owner's handle (the session id), for dumps and the end report. */
+  /** The owner's handle (the session id), for dumps and the end report; in a free row, the next free row (-1: none). */
   OWNER: 2 * DIR_WORDS + 3,
 } as const
 
 /** Int32 words per row. */
 export const ROW_WORDS = 2 * DIR_WORDS + 4
 
-/** Float64 counters per row: segments and payload bytes, per direction. */
-export const ROW_F64 = 4
+/** Float64 counters per row: payload bytes, per direction. */
+export const ROW_F64 = 2
 
 /** Bits of {@link RowWord.STATE}. */
 export const RowState = {
@@ -106,8 +109,9 @@ export class FwdTable {
   f64: Float64Array
   private index: Int32Array
   private mask: number
-  private freeRows: Int32Array
-  private freeCount = 0
+  private rowCap: number
+  /** First free row below `top` (-1: none); each free row's OWNER word holds the next. */
+  private freeHead = -1
   /** Rows ever handed out (the high-water mark; rows below it are live or on the free list). */
   private top = 0
   private live = 0
@@ -118,7 +122,7 @@ export class FwdTable {
     while (c < capacity) c <<= 1
     this.i32 = new Int32Array(c * ROW_WORDS)
     this.f64 = new Float64Array(c * ROW_F64)
-    this.freeRows = new Int32Array(c)
+    this.rowCap = c
     // Two index entries per row at a load factor of at most 1/2.
     this.index = new Int32Array(c * 4).fill(-1)
     this.mask = c * 4 - 1
@@ -131,7 +135,7 @@ export class FwdTable {
 
   /** Rows allocated (used or free). */
   get capacity(): number {
-    return this.freeRows.length
+    return this.rowCap
   }
 
   /** Rows handed out so far that may be live (for sweeps: iterate `0 .. highWater`). */
@@ -173,8 +177,10 @@ export class FwdTable {
       this.lookup(ab.outDstIp, ab.outSrcIp, packPorts(ab.outDstPort, ab.outSrcPort)) >= 0) {
       throw new Error('FwdTable.insert: the connection is already in the table')
     }
-    if (this.freeCount === 0 && this.top === this.capacity) this.grow()
-    const row = this.freeCount > 0 ? this.freeRows[--this.freeCount]! : this.top++
+    if (this.freeHead < 0 && this.top === this.capacity) this.grow()
+    let row = this.freeHead
+    if (row >= 0) this.freeHead = this.i32[row * ROW_WORDS + RowWord.OWNER]!
+    else row = this.top++
     const w = this.i32
     const o = row * ROW_WORDS
     w.fill(0, o, o + ROW_WORDS)
@@ -203,7 +209,8 @@ export class FwdTable {
     }
     w.fill(0, o, o + ROW_WORDS)
     this.f64.fill(0, row * ROW_F64, (row + 1) * ROW_F64)
-    this.freeRows[this.freeCount++] = row
+    w[o + RowWord.OWNER] = this.freeHead
+    this.freeHead = row
     this.live--
   }
 
@@ -235,9 +242,8 @@ export class FwdTable {
     d.finSeen = (m & (1 << 11)) !== 0
     d.outMss = m >>> 16
     d.chopped = w[o + DirWord.CHOPPED]! >>> 0
-    const f = row * ROW_F64 + dir * 2
-    d.segments = this.f64[f]!
-    d.bytes = this.f64[f + 1]!
+    d.segments = w[o + DirWord.SEGMENTS]! >>> 0
+    d.bytes = this.f64[row * ROW_F64 + dir]!
   }
 
   /** Copies `d` into direction `dir` of `row` (the inverse of {@link FwdTable.load}). */
@@ -272,9 +278,8 @@ export class FwdTable {
     w[o + DirWord.FIN_SEQ] = d.finSeq
     w[o + DirWord.CHOPPED] = d.chopped
     if (d.finSeen) w[o + DirWord.MISC] = w[o + DirWord.MISC]! | (1 << 11)
-    const f = row * ROW_F64 + dir * 2
-    this.f64[f] = d.segments
-    this.f64[f + 1] = d.bytes
+    w[o + DirWord.SEGMENTS] = d.segments
+    this.f64[row * ROW_F64 + dir] = d.bytes
   }
 
   /** A word of `row` (see {@link DirWord}, {@link RowWord}). */
@@ -335,9 +340,7 @@ export class FwdTable {
     f64.set(this.f64)
     this.i32 = i32
     this.f64 = f64
-    const free = new Int32Array(c)
-    free.set(this.freeRows.subarray(0, this.freeCount))
-    this.freeRows = free
+    this.rowCap = c
     const old = this.index
     this.index = new Int32Array(c * 4).fill(-1)
     this.mask = c * 4 - 1

@@ -12,7 +12,7 @@
  * Drops:    IP/FWD's ('bad-ip-header', 'not-tcp', 'fragment', 'bad-ip-checksum', 'bad-checksum',
  *           'syn-on-spliced', 'blind-injection', 'truncated', 'below-splice-base'), and
  *           'closed' (no row: the connection ended after the segment was classified).
- * State:    the table (about 184 bytes per connection: offsets, shifts, highest seq, last
+ * State:    the table (176 bytes per connection plus 16 of index, both doubling as they grow: offsets, shifts, highest seq, last
  *           ack/window/TSval, FIN, counters, next hops, last activity), one sweep timer.
  * Ends:     a forwarded RST ends the row; so does the ACK of the second FIN (after `lingerMs`
  *           of forwarding late retransmissions); `idleMs` without a segment (a coarse sweep
