@@ -6,7 +6,7 @@
  * ```
  *   dev X ─▶ [ETH(X) ─▶ IPFWD-SHARED ─▶ ETH(Y)] ─▶ dev Y      (and back)
  *   classifier: TCP flow table miss ─▶ this path's claim: row found ─▶ the end facing the
- *               interface the segment came in on (its ingress)
+ *               sender's interface (end 0 for A's segments unless the row is reversed)
  * ```
  * @module
  */
@@ -47,10 +47,14 @@ export class SharedIpFwdPath implements TcpFlowClaim {
     tcp.addClaim(this)
   }
 
-  /** TcpFlowClaim: a segment of one of the table's connections enters at the end facing its interface. */
-  claim(src: number, dst: number, ports: number, ingress: number): PathEnd | null {
-    if (this.stage.table.lookup(src, dst, ports) < 0) return null
-    return this.path.ends[ingress === this.y.index && this.x !== this.y ? 1 : 0]
+  /**
+   * TcpFlowClaim: a segment of one of the table's connections enters at the end facing
+   * its sender's interface (the row knows which; not the ingress, which a reassembled
+   * datagram lacks), so it leaves towards the other connection's.
+   */
+  claim(src: number, dst: number, ports: number, _ingress: number): PathEnd | null {
+    const e = this.stage.endOf(src, dst, ports)
+    return e < 0 ? null : this.path.ends[e as 0 | 1]
   }
 
   /** The end facing `iface` (for frames queued on a connection's old path). */
@@ -58,7 +62,7 @@ export class SharedIpFwdPath implements TcpFlowClaim {
     return this.path.ends[iface === this.x ? 0 : 1]
   }
 
-  /** Ends every row with `why`, drops the claim and closes the path. */
+  /** Ends every row (as 'rst'; the forwarder reports its own reason), drops the claim and closes the path. */
   close(): void {
     this.tcp.removeClaim(this)
     this.stage.endAll('rst')

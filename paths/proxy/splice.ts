@@ -312,7 +312,8 @@ export class SpliceEngine {
     // What the preliminary FWD sent goes out first; queued input moves with its device.
     path.flush()
     const s = w.session
-    const row = sp.stage.add(pre.ab, pre.ba, this.nextHop(w.b!.remoteIp), this.nextHop(w.a.remoteIp), s.id)
+    // End 0 of the old path faced A's device: reversed when A's interface is the shared path's end 1.
+    const row = sp.stage.add(pre.ab, pre.ba, this.nextHop(w.b!.remoteIp), this.nextHop(w.a.remoteIp), s.id, sp.x !== x)
     for (const [e, iface] of [[0, x], [1, y]] as const) {
       const q = path.ends[e].input
       const to = sp.endFacing(iface)

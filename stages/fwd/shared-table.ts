@@ -86,6 +86,8 @@ export const RowState = {
   LIVE: 1,
   /** Both FINs were acknowledged: forwarding late retransmissions until LINGER_AT. */
   LINGERING: 2,
+  /** The owner's flag: A's segments enter the path at end 1 (see SharedIpFwdPath). */
+  REVERSED: 4,
 } as const
 
 function mix(a: number, b: number, c: number): number {
@@ -168,11 +170,12 @@ export class FwdTable {
 
   /**
    * Adds a connection: both directions' state (copied from `ab` and `ba`), their next
-   * hops, `now` as its last activity and `owner` (a handle of the caller's). Returns the
+   * hops, `now` as its last activity, `owner` (a handle of the caller's) and `flags`
+   * ({@link RowState.REVERSED} only). Returns the
    * row. Throws if a direction's key is already in the table (a caller bug: the flow is
    * still spliced).
    */
-  insert(ab: FwdDirection, ba: FwdDirection, abNextHop: number, baNextHop: number, now: number, owner: number): number {
+  insert(ab: FwdDirection, ba: FwdDirection, abNextHop: number, baNextHop: number, now: number, owner: number, flags = 0): number {
     if (this.lookup(ba.outDstIp, ba.outSrcIp, packPorts(ba.outDstPort, ba.outSrcPort)) >= 0 ||
       this.lookup(ab.outDstIp, ab.outSrcIp, packPorts(ab.outDstPort, ab.outSrcPort)) >= 0) {
       throw new Error('FwdTable.insert: the connection is already in the table')
@@ -189,7 +192,7 @@ export class FwdTable {
     w[o + DirWord.NEXT_HOP] = abNextHop | 0
     w[o + DIR_WORDS + DirWord.NEXT_HOP] = baNextHop | 0
     w[o + RowWord.LAST] = now | 0
-    w[o + RowWord.STATE] = RowState.LIVE
+    w[o + RowWord.STATE] = RowState.LIVE | (flags & RowState.REVERSED)
     w[o + RowWord.OWNER] = owner | 0
     this.live++
     // Keys: direction ab's segments come from A's peer (ba's destination) to us on A.

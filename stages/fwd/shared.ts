@@ -114,13 +114,24 @@ export class SharedIpFwdStage extends Stage {
   /**
    * Adds a spliced connection from its two live directions (the preliminary FWD's, with
    * timestamps settled) and next hops; `owner` is the caller's handle, reported at the end.
-   * Returns the row. If both FINs were already acknowledged, the caller should
-   * {@link SharedIpFwdStage.finish} it.
+   * With `reversed`, A's segments enter the path at end 1 (A's interface is the one end 1
+   * faces). Returns the row. If both FINs were already acknowledged, the caller should
+   * {@link SharedIpFwdStage.end} it with 'fin'.
    */
-  add(ab: FwdDirection, ba: FwdDirection, abNextHop: number, baNextHop: number, owner: number): number {
-    const row = this.table.insert(ab, ba, abNextHop, baNextHop, this.scheduler.now(), owner)
+  add(ab: FwdDirection, ba: FwdDirection, abNextHop: number, baNextHop: number, owner: number, reversed = false): number {
+    const row = this.table.insert(ab, ba, abNextHop, baNextHop, this.scheduler.now(), owner, reversed ? RowState.REVERSED : 0)
     this.armSweep()
     return row
+  }
+
+  /**
+   * The path end an incoming segment's 4-tuple enters at (0 or 1), or -1 if no row has it:
+   * A's segments at end 0 unless the row is reversed, B's at the other end.
+   */
+  endOf(src: number, dst: number, ports: number): number {
+    const e = this.table.lookup(src, dst, ports)
+    if (e < 0) return -1
+    return (e & 1) ^ ((this.table.word(e >> 1, RowWord.STATE) & RowState.REVERSED) !== 0 ? 1 : 0)
   }
 
   /** The row of an incoming segment's 4-tuple (src, dst, `srcPort << 16 | dstPort`), or -1. */
@@ -178,7 +189,7 @@ export class SharedIpFwdStage extends Stage {
     if (lingering && why !== 'fin') return this.finish(row, 'fin')
     if (why === 'fin' && this.lingerMs > 0) {
       if (lingering) return
-      this.table.setWord(row, RowWord.STATE, RowState.LIVE | RowState.LINGERING)
+      this.table.setWord(row, RowWord.STATE, this.table.word(row, RowWord.STATE) | RowState.LINGERING)
       this.table.setWord(row, RowWord.LINGER_AT, this.scheduler.now() + this.lingerMs)
       this.lingering++
       this.armSweep()

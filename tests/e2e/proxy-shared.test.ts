@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { parseIPv4 } from '../../core/bytes.js'
 import { Random, testSeed } from '../../core/random.js'
 import type { ProxyHandler, ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
-import { PROXY_A, PROXY_PORT, proxyNet, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
+import { CLIENT, PROXY_A, PROXY_B, PROXY_PORT, proxyNet, SERVER, SERVER_PORT } from '../helpers/proxy-net.js'
 import { Pump } from '../helpers/tcp-net.js'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -141,4 +141,31 @@ t.test('shared mode refusals: tap, unsplice after n bytes, unsplice, and http co
   t.equal(s?.state, 'closed')
   const { httpProxy } = await import('../../stages/proxy/handlers/http.js')
   t.throws(() => httpProxy({ routes: [], mode: 'ipfwd-shared' as 'ipfwd' }), /keep-alive/)
+})
+
+t.test('one shared path serves both orientations: a connection from the server side (reversed row) beside one from the client side', async t => {
+  const net = proxyNet({
+    name: 'plug-both-ways',
+    // From the server's network: connect to the client's; else to the server.
+    onClientOpen: s => (s.client.remoteIp === parseIPv4(SERVER) ? s.connect(parseIPv4(CLIENT), 9090) : s.connect(parseIPv4(SERVER), SERVER_PORT)),
+    onServerOpen: s => s.splice({ mode: 'ipfwd-shared' }),
+  }, { forwarder: { lingerMs: 200 }, impair1: { delayMs: 2, loss: 0.01, reorder: 0.02, reorderDelayMs: 2 }, impair2: { delayMs: 3, duplicate: 0.02 } })
+  const r = new Random(77)
+  const data = (n: number): Uint8Array => r.bytes(new Uint8Array(n))
+  const fwdUp = data(200_000)
+  const fwdDown = data(300_000)
+  const revUp = data(250_000)
+  const revDown = data(150_000)
+  const got: Pump[] = []
+  net.tcpS.listen(SERVER_PORT, conn => { got.push(new Pump(conn, fwdDown)) })
+  net.tcpC.listen(9090, conn => { got.push(new Pump(conn, revDown)) })
+  const a = new Pump(net.tcpC.connect(parseIPv4(PROXY_A), PROXY_PORT), fwdUp)
+  const b = new Pump(net.tcpS.connect(parseIPv4(PROXY_B), PROXY_PORT), revUp)
+  net.sched.runUntil(() => a.gotEnd && b.gotEnd && got.length === 2 && got.every(p => p.gotEnd) && net.fw.stats.active === 0, net.clock.now() + 60_000)
+  t.equal(net.fw.stats.splices, 2, 'both spliced')
+  t.equal(net.fw.sharedPaths.size, 1, 'onto the same shared path (one interface pair)')
+  t.equal(a.digest(), sha(fwdDown), 'client-side connection: download intact')
+  t.equal(b.digest(), sha(revDown), 'server-side connection: its download intact')
+  t.same(got.map(p => p.digest()).sort(), [sha(fwdUp), sha(revUp)].sort(), 'both uploads intact')
+  t.equal(net.fw.stats.active, 0, 'both rows ended')
 })
