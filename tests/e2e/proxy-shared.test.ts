@@ -141,6 +141,12 @@ t.test('shared mode refusals: tap, unsplice after n bytes, unsplice, and http co
   t.equal(s?.state, 'closed')
   const { httpProxy } = await import('../../stages/proxy/handlers/http.js')
   t.throws(() => httpProxy({ routes: [], mode: 'ipfwd-shared' as 'ipfwd' }), /keep-alive/)
+  const { MsocksService } = await import('../../stages/proxy/handlers/msocks.js')
+  const { Resplicer } = await import('../../paths/proxy/resplice.js')
+  const svc = new MsocksService({})
+  t.throws(() => new Resplicer(net.fw, svc), /MSOCKS: the forwarder's mode 'ipfwd-shared'.*use mode 'fwd' or 'ipfwd'/)
+  const { socks5Proxy } = await import('../../stages/proxy/handlers/socks5.js')
+  t.throws(() => socks5Proxy({ rules: [], msocks: svc, mode: 'ipfwd-shared' }), /socks5Proxy: mode 'ipfwd-shared' cannot move a spliced session/)
 })
 
 t.test('one shared path serves both orientations: a connection from the server side (reversed row) beside one from the client side', async t => {

@@ -581,6 +581,9 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
   const bindOn = opts.bind ?? false
   const bindTimeoutMs = opts.bindTimeoutMs ?? SOCKS5_BIND_TIMEOUT_MS
   if (!(Number.isFinite(bindTimeoutMs) && bindTimeoutMs > 0)) throw new ConfigError(`socks5Proxy: bindTimeoutMs must be a number > 0 (ms), got ${String(opts.bindTimeoutMs)}`)
+  if (msocks !== null && opts.mode === 'ipfwd-shared') {
+    throw new ConfigError("socks5Proxy: mode 'ipfwd-shared' cannot move a spliced session, and MSOCKS RECONNECT does; use mode 'fwd' or 'ipfwd' with msocks")
+  }
 
   const state = (s: ProxySessionApi): Socks5State => {
     let st = s.data[KEY] as Socks5State | undefined
