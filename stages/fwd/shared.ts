@@ -93,6 +93,13 @@ export class SharedIpFwdStage extends Stage {
   private curRow = -1
   private curD = 0
   private curDir: DirT = Dir.Forward
+  /**
+   * The row the scratch directions hold (-1: none). A row's segments often come in runs (a
+   * burst one way, its ACKs the other): the scratch is the row's state as long as only
+   * `rewritten` stores into the row (it stores what the scratch holds) and nothing else
+   * loads into the scratch, so the next segment of the same row skips the load.
+   */
+  private loaded = -1
 
   /** Creates the stage with an empty table. */
   constructor(cfg: SharedIpFwdConfig) {
@@ -120,6 +127,7 @@ export class SharedIpFwdStage extends Stage {
    */
   add(ab: FwdDirection, ba: FwdDirection, abNextHop: number, baNextHop: number, owner: number, reversed = false): number {
     const row = this.table.insert(ab, ba, abNextHop, baNextHop, this.scheduler.now(), owner, reversed ? RowState.REVERSED : 0)
+    if (row === this.loaded) this.loaded = -1
     this.armSweep()
     return row
   }
@@ -153,8 +161,11 @@ export class SharedIpFwdStage extends Stage {
     const row = e >> 1
     const d = e & 1
     const rw = this.rw
-    this.table.load(row, 0, rw.ab)
-    this.table.load(row, 1, rw.ba)
+    if (row !== this.loaded) {
+      this.table.load(row, 0, rw.ab)
+      this.table.load(row, 1, rw.ba)
+      this.loaded = row
+    }
     this.curRow = row
     this.curD = d
     this.curDir = dir
@@ -207,6 +218,7 @@ export class SharedIpFwdStage extends Stage {
     const rw = this.rw
     t.load(row, 0, rw.ab)
     t.load(row, 1, rw.ba)
+    this.loaded = -1
     const e = this.ended
     e.rows++
     e.segmentsAB += rw.ab.segments
@@ -223,6 +235,7 @@ export class SharedIpFwdStage extends Stage {
   finsAcked(row: number): boolean {
     this.table.load(row, 0, this.rw.ab)
     this.table.load(row, 1, this.rw.ba)
+    this.loaded = row
     return this.rw.finsAcked()
   }
 
