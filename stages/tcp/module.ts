@@ -325,6 +325,7 @@ export class TcpFlowDemux implements ClassifierNode {
   describe(indent: string, out: string[]): void {
     out.push(`${indent}${this.name} (${this.module.flows.size} connections)`)
     this.module.flows.forEach(c => out.push(`${indent}  ${c.stage.describe()} -> ${c.end.name}`))
+    if (this.module.claims.length > 0) out.push(`${indent}  then ${this.module.claims.length} flow claim(s) (shared IP/FWD paths' own 4-tuple indexes)`)
     out.push(`${indent}  default -> listen paths (ports ${[...this.module.listeners.keys()].join(', ') || 'none'})`)
   }
 }
