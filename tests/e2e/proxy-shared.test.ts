@@ -175,3 +175,40 @@ t.test('one shared path serves both orientations: a connection from the server s
   t.same(got.map(p => p.digest()).sort(), [sha(fwdUp), sha(revUp)].sort(), 'both uploads intact')
   t.equal(net.fw.stats.active, 0, 'both rows ended')
 })
+
+t.test('reset() of a session on the shared path ends its row; forwarder close() ends the rest and drops the claim', async t => {
+  const closes: string[] = []
+  const kept: ProxySessionApi[] = []
+  const net = proxyNet({
+    name: 'plug',
+    onClientOpen: s => s.connect(parseIPv4(SERVER), SERVER_PORT),
+    onServerOpen: s => s.splice({ mode: 'ipfwd-shared' }),
+    onSpliced: s => { kept.push(s) },
+    onClose: (_s, why) => closes.push(why),
+  })
+  net.tcpS.listen(SERVER_PORT, conn => { conn.stage.app = { onData() {} } })
+  const errors: (string | null)[] = [null, null, null]
+  const clients = [0, 1, 2].map(i => {
+    const c = net.tcpC.connect(parseIPv4(PROXY_A), PROXY_PORT)
+    c.stage.app = { onData() {} }
+    c.stage.tcb.events = { error: why => { errors[i] = why } }
+    return c
+  })
+  net.sched.runFor(300)
+  t.equal(kept.length, 3, 'three sessions on the shared path')
+  const sp = [...net.fw.sharedPaths.values()][0]!
+  t.equal(sp.stage.rows, 3)
+  kept[0]!.reset()
+  t.same(closes, ['reset'], 'reset() ended its row')
+  t.equal(kept[0]!.state, 'closed')
+  t.equal(sp.stage.rows, 2)
+  clients[0]!.stage.tcb.write(new Uint8Array(100))
+  net.sched.runFor(100)
+  t.equal(errors[0], 'reset', 'its client learns of it by a RST on its next segment (the listen path answers it)')
+  t.same(errors.slice(1), [null, null], 'the others are untouched')
+  net.fw.close()
+  t.same(closes, ['reset', 'reset', 'reset'], 'close() reset the others')
+  t.equal(net.tcpP.claims.length, 0, 'the claim is gone')
+  t.same(net.fw.stats.active, 0)
+  t.same(net.fw.stats.spliced, 0)
+})
