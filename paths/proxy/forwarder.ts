@@ -72,6 +72,13 @@ export interface ProxyForwarderOptions {
   spliceWaitMs?: number
   /** Give up an unsplice whose peers did not acknowledge everything forwarded within this time [5000]. */
   unspliceTimeoutMs?: number
+  /**
+   * Mode 'ipfwd-shared': keep each moved session's wiring (the session, its TCP connection
+   * entries, PROXY stages and the TCB snapshots of the splice, no path, no buffers) so that
+   * `session.unsplice()` works: the row is materialized as a per-connection IP/FWD path and
+   * unspliced from there. Costs a few KB per spliced session instead of a table row alone [false].
+   */
+  sharedUnsplice?: boolean
 }
 
 /** Counters of a {@link ProxyForwarder}. */
@@ -181,7 +188,9 @@ export class ProxyForwarder implements ProxyHost {
    * Sessions on a shared path that are still watched: their handler has `onClose` (it is
    * told of the end as today) or a callback is running. Others are released at the move.
    */
-  private readonly sharedKept = new Map<number, { s: ProxySession; sp: SharedIpFwdPath; row: number }>()
+  private readonly sharedKept = new Map<number, { s: ProxySession; sp: SharedIpFwdPath; row: number; w: Wiring | null }>()
+  /** See {@link ProxyForwarderOptions.sharedUnsplice}. */
+  readonly sharedUnsplice: boolean
   /** Why rows end while the forwarder ends them itself (reset, close), else null. */
   private sharedEndWhy: string | null = null
   private readonly idleMs: number
@@ -206,6 +215,7 @@ export class ProxyForwarder implements ProxyHost {
     this.mirrorOptions = opts.mirrorOptions ?? true
     this.idleMs = opts.idleMs ?? 0
     this.lingerMs = opts.lingerMs ?? 2000
+    this.sharedUnsplice = opts.sharedUnsplice ?? false
     this.engine = new SpliceEngine(this, {
       idleMs: this.idleMs, lingerMs: this.lingerMs, spliceWaitMs: opts.spliceWaitMs ?? 10_000, unspliceTimeoutMs: opts.unspliceTimeoutMs ?? 5000,
     })
@@ -258,16 +268,18 @@ export class ProxyForwarder implements ProxyHost {
 
   /**
    * @internal Step 4 done for a session moved to a shared path (row `row`): the wiring is
-   * gone; the session hears 'spliced', and stays watched only if its handler has `onClose`.
+   * gone (or, with `w`, kept for an unsplice); the session hears 'spliced', and stays
+   * watched only if its handler has `onClose` or its wiring is kept.
    */
-  movedToShared(s: ProxySession, sp: SharedIpFwdPath, row: number): void {
+  movedToShared(s: ProxySession, sp: SharedIpFwdPath, row: number, w: Wiring | null): void {
     s.shared = true
+    s.sharedMovable = w !== null
     s.legs = null
     // Watched while onSpliced runs: it may reset the session.
-    this.sharedKept.set(s.id, { s, sp, row })
+    this.sharedKept.set(s.id, { s, sp, row, w })
     s.setState('spliced', 'spliced')
     const k = this.sharedKept.get(s.id)
-    if (k !== undefined && s.handler.onClose === undefined) this.sharedKept.delete(s.id)
+    if (k !== undefined && s.handler.onClose === undefined && w === null) this.sharedKept.delete(s.id)
     // Both FINs may have been acknowledged while the TCBs drained.
     if (k !== undefined && sp.stage.table.isLive(row) && sp.stage.finsAcked(row)) sp.stage.end(row, 'fin')
   }
@@ -445,6 +457,17 @@ export class ProxyForwarder implements ProxyHost {
 
   /** ProxyHost: unsplice. */
   unsplice(s: ProxySession): void {
+    const k = s.shared ? this.sharedKept.get(s.id) : undefined
+    if (k !== undefined && k.w !== null) {
+      // From a row: a per-connection IP/FWD path first, then the usual unsplice.
+      const w = k.w
+      if (!this.engine.materialize(w, k.sp, k.row)) return
+      this.sharedKept.delete(s.id)
+      s.shared = false
+      s.sharedMovable = false
+      this.engine.unsplice(w)
+      return
+    }
     this.engine.unsplice(this.wiring(s))
   }
 

@@ -38,6 +38,8 @@ import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
 import { SPLICEABLE_STATES, spliceConfig, type SpliceSide } from '../splice/config.js'
 import type { Interface } from '../host.js'
 import type { ProxyForwarder, Wiring } from './forwarder.js'
+import type { SharedIpFwdPath } from './shared-path.js'
+import { EthStage } from '../../stages/eth/stage.js'
 
 /** Tunables of the engine (the forwarder's options). */
 export interface SpliceEngineOptions {
@@ -323,7 +325,8 @@ export class SpliceEngine {
     pre.a.tcp.tcb.releaseBuffers()
     pre.b.tcp.tcb.releaseBuffers()
     w.fwd = null
-    this.legs.delete(w)
+    const keep = fw.sharedUnsplice
+    if (!keep) this.legs.delete(w)
     // Flow entries, TCBs and the path go (the path closes between messages: it is idle).
     fw.release(w)
     const st = fw.stats
@@ -331,7 +334,53 @@ export class SpliceEngine {
     st.spliced++
     st.splices++
     st.spliceMsTotal += this.now - legs.started
-    fw.movedToShared(s, sp, row)
+    fw.movedToShared(s, sp, row, keep ? w : null)
+    return true
+  }
+
+  /**
+   * Unsplice from a shared row (`sharedUnsplice`): the row leaves the table as a
+   * per-connection IP/FWD stage on a path of its own, `[ETH(A) IPFWD ETH(B)]`, exactly the
+   * path an `ipfwd` splice ends with, and the connection's flow entries point at it again;
+   * the session's wiring is live again, and {@link SpliceEngine.unsplice} runs as usual.
+   * Returns false (the unsplice failed, the row stays) when a FIN was forwarded.
+   */
+  materialize(w: Wiring, sp: SharedIpFwdPath, row: number): boolean {
+    const fw = this.fw
+    const legs = this.legs.get(w)
+    const st = sp.stage.rowState(row)
+    if (legs === undefined || st === null) {
+      this.unspliceFailed(w, 'the session is not on the shared path')
+      return false
+    }
+    if (st.ab.finSeen || st.ba.finSeen) {
+      this.unspliceFailed(w, 'a FIN was forwarded: the connection is closing')
+      return false
+    }
+    const got = sp.stage.take(row)!
+    const [ifA, ifB] = got.reversed ? [sp.y, sp.x] : [sp.x, sp.y]
+    const host = fw.host
+    legs.mode = 'ipfwd'
+    const fin = new IpFwdStage({
+      ab: got.ab, ba: got.ba, tap: null, scheduler: host.scheduler, trustChecksums: fw.tcp.trustChecksums,
+      ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
+      abNextHop: this.nextHop(w.b!.remoteIp), baNextHop: this.nextHop(w.a.remoteIp),
+    })
+    const path = new Path([new EthStage({ mac: ifA.mac, arp: ifA.arp, up: Dir.Forward }), fin, new EthStage({ mac: ifB.mac, arp: ifB.arp, up: Dir.Backward })],
+      { name: `${host.name}/proxy:${legs.a.localPort}>${legs.b.remotePort}` })
+    host.attach(path, ifA, 0)
+    host.attach(path, ifB, 1)
+    w.pathA = path
+    w.pathB = null
+    w.fwd = fin
+    w.mode = 'ipfwd'
+    w.done = false
+    const b = w.b!
+    w.a.end = path.ends[0]
+    b.end = path.ends[1]
+    fw.tcp.setFlow(w.a.localIp, legs.a.localPort, w.a.remoteIp, legs.a.remotePort, w.a)
+    fw.tcp.setFlow(b.localIp, legs.b.localPort, b.remoteIp, legs.b.remotePort, b)
+    fw.sessions.set(w.session, w)
     return true
   }
 

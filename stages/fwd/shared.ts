@@ -65,6 +65,16 @@ class RowRewriter extends IpFwdStage {
   }
 }
 
+/** A row taken out of the table ({@link SharedIpFwdStage.take}). */
+export interface TakenRow {
+  /** A -> B, loaded from the row. */
+  ab: FwdDirection
+  /** B -> A. */
+  ba: FwdDirection
+  /** A's segments entered the path at end 1. */
+  reversed: boolean
+}
+
 /** Totals of rows that ended (so stats() keep counting them). */
 interface EndedTotals {
   rows: number
@@ -237,6 +247,25 @@ export class SharedIpFwdStage extends Stage {
     this.table.load(row, 1, this.rw.ba)
     this.loaded = row
     return this.rw.finsAcked()
+  }
+
+  /**
+   * Takes a row out of the table without ending it (an unsplice materializes it as a
+   * per-connection IP/FWD stage): its two directions, or null if it is free. Its
+   * counters leave with it.
+   */
+  take(row: number): TakenRow | null {
+    const t = this.table
+    if (!t.isLive(row)) return null
+    const st = t.word(row, RowWord.STATE)
+    if ((st & RowState.LINGERING) !== 0) this.lingering--
+    const ab = scratchDirection()
+    const ba = scratchDirection()
+    t.load(row, 0, ab)
+    t.load(row, 1, ba)
+    t.delete(row)
+    if (row === this.loaded) this.loaded = -1
+    return { ab, ba, reversed: (st & RowState.REVERSED) !== 0 }
   }
 
   /** Starts the end of `row` as a forwarded segment would (the linger for 'fin'). */

@@ -60,7 +60,8 @@ export interface ProxyHandler {
 /**
  * The final stage of a splice: `fwd` (FWD on the connection's own path), `ipfwd` (IP/FWD
  * on its own path), or `ipfwd-shared` (IP/FWD as one row of the forwarder's shared path:
- * a few hundred bytes per connection, no unsplice, no tap; see docs/ipfwd-shared.md).
+ * a few hundred bytes per connection, no tap, no unsplice unless the forwarder keeps the
+ * wiring with `sharedUnsplice`; see docs/ipfwd-shared.md).
  */
 export type SpliceMode = 'fwd' | 'ipfwd' | 'ipfwd-shared'
 
@@ -72,7 +73,7 @@ export interface SpliceOptions {
    * The final stage: `fwd` substitutes a FWD stage on the same path (IP reassembly still
    * works); `ipfwd` puts one merged IP/FWD stage above ETH (unfragmented datagrams only);
    * `ipfwd-shared` moves the connection onto the forwarder's shared IP/FWD path as a row of
-   * its table (the session cannot unsplice or tap then). Default: the forwarder's.
+   * its table (no tap then; no unsplice unless the forwarder keeps the wiring, `sharedUnsplice`). Default: the forwarder's.
    */
   mode?: SpliceMode
   /** A read-only copy of every new spliced byte, per direction (for caching). */
@@ -211,7 +212,7 @@ let nextSessionId = 1
 
 /** @internal Why a session on the shared IP/FWD path cannot be unspliced (or moved by MSOCKS RECONNECT). */
 export const SHARED_NO_UNSPLICE = (id: number): string =>
-  `session ${id} was spliced onto the shared IP/FWD path (mode 'ipfwd-shared'), which keeps only a row of FWD state per connection: it cannot be unspliced or moved; use mode 'ipfwd' or 'fwd' for proxies that unsplice (HTTP keep-alive, MSOCKS)`
+  `session ${id} was spliced onto the shared IP/FWD path (mode 'ipfwd-shared'), which keeps only a row of FWD state per connection: it cannot be unspliced or moved; use mode 'ipfwd' or 'fwd' for proxies that unsplice (HTTP keep-alive, MSOCKS), or the forwarder option sharedUnsplice for unsplice() alone`
 
 /** One client connection through a proxy. */
 export class ProxySession implements ProxySessionApi {
@@ -239,6 +240,8 @@ export class ProxySession implements ProxySessionApi {
   legs: SessionLegs | null = null
   /** @internal Set once the session was moved onto the shared IP/FWD path: no wiring is left to unsplice from. */
   shared = false
+  /** @internal With `shared`: the forwarder kept the wiring (`sharedUnsplice`), so it can unsplice. */
+  sharedMovable = false
   /** @internal Bytes for the server. */
   readonly toServerQ = new Pending()
   /** @internal Bytes for the client. */
@@ -351,7 +354,7 @@ export class ProxySession implements ProxySessionApi {
 
   /** Asks to unsplice a spliced session (back to control mode with two live TCBs). */
   unsplice(): void {
-    if (this.shared) throw new SpliceStateError(SHARED_NO_UNSPLICE(this.id))
+    if (this.shared && !this.sharedMovable) throw new SpliceStateError(SHARED_NO_UNSPLICE(this.id))
     this.expect('spliced', 'unsplice')
     this.state = 'unsplicing'
     this.host.unsplice(this)

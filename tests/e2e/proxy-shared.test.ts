@@ -212,3 +212,48 @@ t.test('reset() of a session on the shared path ends its row; forwarder close() 
   t.same(net.fw.stats.active, 0)
   t.same(net.fw.stats.spliced, 0)
 })
+
+for (const layout of ['1-path', '2-path'] as const) {
+  t.test(`${layout}: sharedUnsplice: a row unsplices back to two live TCBs and splices onto the shared path again, mid-transfer under loss`, async t => {
+    let sess: ProxySessionApi | null = null
+    const events: string[] = []
+    const net = proxyNet({
+      name: 'plug',
+      onClientOpen: s => s.connect(parseIPv4(SERVER), SERVER_PORT),
+      onServerOpen: s => { sess = s },
+      onSpliced: () => events.push('spliced'),
+      onUnspliced: () => events.push('unspliced'),
+      onUnspliceFailed: (_s, why) => events.push(`unsplice failed: ${why}`),
+    }, { forwarder: { layout, sharedUnsplice: true, lingerMs: 300 }, impair1: { delayMs: 2, loss: 0.01, reorder: 0.02, reorderDelayMs: 2 }, impair2: { delayMs: 2, duplicate: 0.01 } })
+    const r = new Random(layout === '1-path' ? 5 : 6)
+    const up = r.bytes(new Uint8Array(1_500_000))
+    const down = r.bytes(new Uint8Array(2_500_000))
+    let server: Pump | null = null
+    net.tcpS.listen(SERVER_PORT, conn => { server = new Pump(conn, down) })
+    const client = new Pump(net.tcpC.connect(parseIPv4(PROXY_A), PROXY_PORT), up)
+    let phase = 0
+    const stop = net.clock.now() + 120_000
+    while (net.clock.now() < stop) {
+      net.sched.runFor(5)
+      const s = sess as ProxySessionApi | null
+      if (s === null) continue
+      if (phase === 0 && s.bytes.fromServer > 200_000) { phase = 1; s.splice({ mode: 'ipfwd-shared' }) }
+      else if (phase === 1 && s.state === 'spliced' && client.received > 900_000) {
+        phase = 2
+        t.equal(net.fw.sessions.size, 0, 'on the shared path: no wiring in the session table')
+        s.unsplice()
+      } else if (phase === 2 && s.state === 'control' && client.received > 1_400_000) { phase = 3; s.splice({ mode: 'ipfwd-shared' }) }
+      const sv = server as Pump | null
+      if (client.gotEnd && sv !== null && sv.gotEnd && net.fw.stats.active === 0) break
+    }
+    const sv = server as Pump | null
+    t.equal(phase, 3, `went through splice, unsplice, resplice (${events.join(', ')})`)
+    t.same(events.slice(0, 3), ['spliced', 'unspliced', 'spliced'])
+    t.equal(client.digest(), sha(down), 'download intact')
+    t.equal(sv?.digest(), sha(up), 'upload intact')
+    t.equal(net.fw.stats.unsplices, 1)
+    t.equal(net.fw.stats.splices, 2)
+    t.equal(net.fw.stats.active, 0)
+    t.equal([...net.fw.sharedPaths.values()][0]!.stage.rows, 0, 'rows freed')
+  })
+}

@@ -154,9 +154,10 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
       s.cycles.push({ unspliceAfterMs: rc.chance(0.3) ? 0 : rc.int(1, 25), respliceAfterMs: rc.chance(0.5) ? 0 : rc.int(1, 25) })
     }
   }
-  // Half the IP/FWD seeds that never unsplice go to the shared IP/FWD path instead (it cannot
-  // unsplice); from a third generator, so every other draw replays as before.
-  if (s.mode === 'ipfwd' && s.cycles === undefined && new Random((seed ^ 0x5bd1e995) >>> 0).chance(0.5)) s.mode = 'ipfwd-shared'
+  // Half the IP/FWD seeds go to the shared IP/FWD path instead (those with cycles unsplice
+  // from a row: the forwarder keeps the wiring, sharedUnsplice); from a third generator, so
+  // every other draw replays as before.
+  if (s.mode === 'ipfwd' && new Random((seed ^ 0x5bd1e995) >>> 0).chance(0.5)) s.mode = 'ipfwd-shared'
   return s
 }
 
@@ -263,7 +264,7 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   const net = proxyNet(handler, {
     seed: s.seed, impair1: s.impair1, impair2: s.impair2, client: s.client, proxy: s.proxy, server: s.server,
     // With a RST teardown, a lost RST may leave the splice without traffic: the idle timer ends it.
-    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
+    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, sharedUnsplice: (s.cycles?.length ?? 0) > 0, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
   })
   // Deterministic ISNs and TSval offsets (ephemeral ports are random), near 2^32 in some
   // seeds so sequence numbers and TSvals wrap during the run.
@@ -318,6 +319,9 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
         else if (s.when === 'mid' && (s.midDir === 'up' ? api.bytes.fromClient : api.bytes.fromServer) >= s.midBytes) requestSplice(api)
         else if (s.when === 'late' && (a.peerFinished || b.peerFinished)) requestSplice(api)
       }
+    }
+    // Unsplice/resplice: a session on the shared IP/FWD path has no wiring while spliced.
+    if (api !== null) {
       const now = net.clock.now()
       const c = s.cycles?.[unsplicesAsked]
       if (c !== undefined && api.state === 'spliced' && splicedAt >= 0 && now >= splicedAt + c.unspliceAfterMs) {
