@@ -73,10 +73,11 @@ export interface ProxyForwarderOptions {
   /** Give up an unsplice whose peers did not acknowledge everything forwarded within this time [5000]. */
   unspliceTimeoutMs?: number
   /**
-   * Mode 'ipfwd-shared': keep each moved session's wiring (the session, its TCP connection
-   * entries, PROXY stages and the TCB snapshots of the splice, no path, no buffers) so that
-   * `session.unsplice()` works: the row is materialized as a per-connection IP/FWD path and
-   * unspliced from there. Costs a few KB per spliced session instead of a table row alone [false].
+   * Mode 'ipfwd-shared': keep what an unsplice needs of each moved session (the session,
+   * its PROXY stages, addresses and the two TCB snapshots of the splice: a {@link SharedKeep};
+   * no TCB, no path, no buffers) so that `session.unsplice()` works: the row is materialized
+   * as a per-connection IP/FWD path and unspliced from there. Costs that record per spliced
+   * session beside its table row [false].
    */
   sharedUnsplice?: boolean
 }
@@ -113,6 +114,26 @@ export interface ProxyForwarderStats {
   bindRefused: number
   /** `acceptFrom` waits that timed out. */
   bindTimeouts: number
+}
+
+/** @internal What a session moved to the shared path keeps for an unsplice ({@link ProxyForwarderOptions.sharedUnsplice}). */
+export interface SharedKeep {
+  /** The session. */
+  session: ProxySession
+  /** Its layout. */
+  layout: ProxyLayout
+  /** Its PROXY stages (unlinked; linked again by the unsplice). */
+  proxyA: ProxyStage
+  /** See proxyA. */
+  proxyB: ProxyStage | null
+  /** A's interface. */
+  ifaceA: Interface
+  /** B's interface. */
+  ifaceB: Interface | null
+  /** Connection A's addresses (ours, the peer's). */
+  a: { localIp: number; remoteIp: number }
+  /** Connection B's. */
+  b: { localIp: number; remoteIp: number }
 }
 
 /** @internal Everything the forwarder and the splice engine know about one session. */
@@ -188,7 +209,7 @@ export class ProxyForwarder implements ProxyHost {
    * Sessions on a shared path that are still watched: their handler has `onClose` (it is
    * told of the end as today) or a callback is running. Others are released at the move.
    */
-  private readonly sharedKept = new Map<number, { s: ProxySession; sp: SharedIpFwdPath; row: number; w: Wiring | null }>()
+  private readonly sharedKept = new Map<number, { s: ProxySession; sp: SharedIpFwdPath; row: number; keep: SharedKeep | null }>()
   /** See {@link ProxyForwarderOptions.sharedUnsplice}. */
   readonly sharedUnsplice: boolean
   /** Why rows end while the forwarder ends them itself (reset, close), else null. */
@@ -271,15 +292,15 @@ export class ProxyForwarder implements ProxyHost {
    * gone (or, with `w`, kept for an unsplice); the session hears 'spliced', and stays
    * watched only if its handler has `onClose` or its wiring is kept.
    */
-  movedToShared(s: ProxySession, sp: SharedIpFwdPath, row: number, w: Wiring | null): void {
+  movedToShared(s: ProxySession, sp: SharedIpFwdPath, row: number, keep: SharedKeep | null): void {
     s.shared = true
-    s.sharedMovable = w !== null
+    s.sharedMovable = keep !== null
     s.legs = null
     // Watched while onSpliced runs: it may reset the session.
-    this.sharedKept.set(s.id, { s, sp, row, w })
+    this.sharedKept.set(s.id, { s, sp, row, keep })
     s.setState('spliced', 'spliced')
     const k = this.sharedKept.get(s.id)
-    if (k !== undefined && s.handler.onClose === undefined && w === null) this.sharedKept.delete(s.id)
+    if (k !== undefined && s.handler.onClose === undefined && keep === null) this.sharedKept.delete(s.id)
     // Both FINs may have been acknowledged while the TCBs drained.
     if (k !== undefined && sp.stage.table.isLive(row) && sp.stage.finsAcked(row)) sp.stage.end(row, 'fin')
   }
@@ -458,10 +479,10 @@ export class ProxyForwarder implements ProxyHost {
   /** ProxyHost: unsplice. */
   unsplice(s: ProxySession): void {
     const k = s.shared ? this.sharedKept.get(s.id) : undefined
-    if (k !== undefined && k.w !== null) {
+    if (k !== undefined && k.keep !== null) {
       // From a row: a per-connection IP/FWD path first, then the usual unsplice.
-      const w = k.w
-      if (!this.engine.materialize(w, k.sp, k.row)) return
+      const w = this.engine.materialize(k.keep, k.sp, k.row)
+      if (w === null) return
       this.sharedKept.delete(s.id)
       s.shared = false
       s.sharedMovable = false

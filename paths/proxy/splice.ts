@@ -37,7 +37,7 @@ import { TcpStage } from '../../stages/tcp/stage.js'
 import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
 import { SPLICEABLE_STATES, spliceConfig, type SpliceSide } from '../splice/config.js'
 import type { Interface } from '../host.js'
-import type { ProxyForwarder, Wiring } from './forwarder.js'
+import type { ProxyForwarder, SharedKeep, Wiring } from './forwarder.js'
 import type { SharedIpFwdPath } from './shared-path.js'
 import { EthStage } from '../../stages/eth/stage.js'
 
@@ -89,6 +89,8 @@ export class SpliceEngine {
   private readonly fw: ProxyForwarder
   private readonly o: SpliceEngineOptions
   private readonly legs = new WeakMap<Wiring, SplicedLegs>()
+  /** The splice snapshots of sessions moved to the shared path with `sharedUnsplice`. */
+  private readonly kept = new WeakMap<SharedKeep, SplicedLegs>()
   /** Splices whose FINs were both acknowledged, forwarding late retransmissions until the linger time ends. */
   private readonly lingering = new WeakSet<Wiring>()
   /**
@@ -325,8 +327,14 @@ export class SpliceEngine {
     pre.a.tcp.tcb.releaseBuffers()
     pre.b.tcp.tcb.releaseBuffers()
     w.fwd = null
-    const keep = fw.sharedUnsplice
-    if (!keep) this.legs.delete(w)
+    this.legs.delete(w)
+    const keep: SharedKeep | null = fw.sharedUnsplice
+      ? {
+          session: w.session, layout: w.layout, proxyA: w.proxyA, proxyB: w.proxyB, ifaceA: w.ifaceA, ifaceB: w.ifaceB,
+          a: { localIp: w.a.localIp, remoteIp: w.a.remoteIp }, b: { localIp: w.b!.localIp, remoteIp: w.b!.remoteIp },
+        }
+      : null
+    if (keep !== null) this.kept.set(keep, legs)
     // Flow entries, TCBs and the path go (the path closes between messages: it is idle).
     fw.release(w)
     const st = fw.stats
@@ -334,7 +342,7 @@ export class SpliceEngine {
     st.spliced++
     st.splices++
     st.spliceMsTotal += this.now - legs.started
-    fw.movedToShared(s, sp, row, keep ? w : null)
+    fw.movedToShared(s, sp, row, keep)
     return true
   }
 
@@ -342,46 +350,55 @@ export class SpliceEngine {
    * Unsplice from a shared row (`sharedUnsplice`): the row leaves the table as a
    * per-connection IP/FWD stage on a path of its own, `[ETH(A) IPFWD ETH(B)]`, exactly the
    * path an `ipfwd` splice ends with, and the connection's flow entries point at it again;
-   * the session's wiring is live again, and {@link SpliceEngine.unsplice} runs as usual.
-   * Returns false (the unsplice failed, the row stays) when a FIN was forwarded.
+   * the session has a wiring again (its flow entries hold stand-in TCP stages built from the
+   * splice's snapshots, timers off, until the unsplice rebuilds the real ones), and
+   * {@link SpliceEngine.unsplice} runs as usual. Returns null (the unsplice failed, the row
+   * stays) when a FIN was forwarded.
    */
-  materialize(w: Wiring, sp: SharedIpFwdPath, row: number): boolean {
+  materialize(keep: SharedKeep, sp: SharedIpFwdPath, row: number): Wiring | null {
     const fw = this.fw
-    const legs = this.legs.get(w)
+    const legs = this.kept.get(keep)
     const st = sp.stage.rowState(row)
-    if (legs === undefined || st === null) {
-      this.unspliceFailed(w, 'the session is not on the shared path')
-      return false
+    const refuse = (why: string): null => {
+      fw.stats.unspliceFailures++
+      keep.session.setState('spliced', `unsplice failed: ${why}`)
+      return null
     }
-    if (st.ab.finSeen || st.ba.finSeen) {
-      this.unspliceFailed(w, 'a FIN was forwarded: the connection is closing')
-      return false
-    }
+    if (legs === undefined || st === null) return refuse('the session is not on the shared path')
+    if (st.ab.finSeen || st.ba.finSeen) return refuse('a FIN was forwarded: the connection is closing')
     const got = sp.stage.take(row)!
+    this.kept.delete(keep)
     const [ifA, ifB] = got.reversed ? [sp.y, sp.x] : [sp.x, sp.y]
     const host = fw.host
     legs.mode = 'ipfwd'
+    let w: Wiring // assigned below; the stage's end callback runs only later
     const fin = new IpFwdStage({
       ab: got.ab, ba: got.ba, tap: null, scheduler: host.scheduler, trustChecksums: fw.tcp.trustChecksums,
       ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
-      abNextHop: this.nextHop(w.b!.remoteIp), baNextHop: this.nextHop(w.a.remoteIp),
+      abNextHop: this.nextHop(keep.b.remoteIp), baNextHop: this.nextHop(keep.a.remoteIp),
     })
     const path = new Path([new EthStage({ mac: ifA.mac, arp: ifA.arp, up: Dir.Forward }), fin, new EthStage({ mac: ifB.mac, arp: ifB.arp, up: Dir.Backward })],
       { name: `${host.name}/proxy:${legs.a.localPort}>${legs.b.remotePort}` })
     host.attach(path, ifA, 0)
     host.attach(path, ifB, 1)
-    w.pathA = path
-    w.pathB = null
-    w.fwd = fin
-    w.mode = 'ipfwd'
-    w.done = false
-    const b = w.b!
-    w.a.end = path.ends[0]
-    b.end = path.ends[1]
-    fw.tcp.setFlow(w.a.localIp, legs.a.localPort, w.a.remoteIp, legs.a.remotePort, w.a)
+    // Stand-ins for the flow entries (a flow names its TCP stage): inert, buffers freed.
+    const now = Math.floor(this.now)
+    const standIn = (c: { localIp: number; remoteIp: number }, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection): TcpStage => {
+      const t = this.tcpFrom(c, snap, inD, outD, -1, now, Dir.Forward)
+      t.tcb.releaseBuffers()
+      return t
+    }
+    const a: TcpConnection = { path, end: path.ends[0], stage: standIn(keep.a, legs.a, got.ab, got.ba), localIp: keep.a.localIp, remoteIp: keep.a.remoteIp, listener: null }
+    const b: TcpConnection = { path, end: path.ends[1], stage: standIn(keep.b, legs.b, got.ba, got.ab), localIp: keep.b.localIp, remoteIp: keep.b.remoteIp, listener: null }
+    w = {
+      session: keep.session, layout: keep.layout, a, b, pathA: path, pathB: null, proxyA: keep.proxyA, proxyB: keep.proxyB,
+      ifaceA: keep.ifaceA, ifaceB: keep.ifaceB, bConnected: true, closedA: false, closedB: false, fwd: fin, mode: 'ipfwd', done: false, bind: null,
+    }
+    fw.tcp.setFlow(a.localIp, legs.a.localPort, a.remoteIp, legs.a.remotePort, a)
     fw.tcp.setFlow(b.localIp, legs.b.localPort, b.remoteIp, legs.b.remotePort, b)
-    fw.sessions.set(w.session, w)
-    return true
+    fw.sessions.set(keep.session, w)
+    this.legs.set(w, legs)
+    return w
   }
 
   private nextHop(ip: number): number {
@@ -544,7 +561,7 @@ export class SpliceEngine {
    * the segments forwarded to its peer. Nothing is in flight (the peers acked it all).
    * `heldTs` is the smallest TSval among the segments held for it (-1: none).
    */
-  private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
+  private tcpFrom(c: Pick<TcpConnection, 'localIp' | 'remoteIp'>, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
     // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS): the other peer's
     // TSvals as mapped by FWD, and the old TCB's own, which it kept sending while it drained
     // (with timestamps NOP-ed they are all the peer saw): its clock now bounds them.
