@@ -8,7 +8,7 @@ export type { HostOptions, InterfaceOptions, NetStages, NetStagesOptions, PingOp
 export { IpRouter, createIpRouter } from './ip-router.js'
 export type { IpRouterOptions, RouterSide, RouteSpec } from './ip-router.js'
 export { ProxyForwarder } from './proxy/forwarder.js'
-export type { ProxyForwarderOptions, ProxyForwarderStats, ProxyLayout, Wiring } from './proxy/forwarder.js'
+export type { ProxyForwarderOptions, ProxyForwarderStats, ProxyLayout, SharedKeep, Wiring } from './proxy/forwarder.js'
 export { SpliceEngine } from './proxy/splice.js'
 export { SharedIpFwdPath } from './proxy/shared-path.js'
 export { Resplicer } from './proxy/resplice.js'
