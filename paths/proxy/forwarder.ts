@@ -74,7 +74,7 @@ export interface ProxyForwarderOptions {
   unspliceTimeoutMs?: number
   /**
    * Mode 'ipfwd-shared': keep what an unsplice needs of each moved session (the session,
-   * its PROXY stages, addresses and the two TCB snapshots of the splice: a {@link SharedKeep};
+   * its PROXY stages, addresses and the two TCB snapshots of the splice: a `SharedKeep`;
    * no TCB, no path, no buffers) so that `session.unsplice()` works: the row is materialized
    * as a per-connection IP/FWD path and unspliced from there. Costs that record per spliced
    * session beside its table row [false].
