@@ -33,13 +33,13 @@ import type { TcbConfig } from '../../stages/tcp/tcb.js'
 import { BenchDevice } from './bench-device.js'
 
 /** The configurations of Scout's Table II. */
-export type ScoutConfig = '2-path' | '1-path' | 'fwd' | 'ipfwd' | 'router'
+export type ScoutConfig = '2-path' | '1-path' | 'fwd' | 'ipfwd' | 'ipfwd-shared' | 'router'
 
 /** All of them, in the paper's order. */
-export const SCOUT_CONFIGS: readonly ScoutConfig[] = ['2-path', '1-path', 'fwd', 'ipfwd', 'router']
+export const SCOUT_CONFIGS: readonly ScoutConfig[] = ['2-path', '1-path', 'fwd', 'ipfwd', 'ipfwd-shared', 'router']
 
 /** Names as in the paper. */
-export const CONFIG_LABEL: Record<ScoutConfig, string> = { '2-path': '2-path', '1-path': '1-path', fwd: 'FWD', ipfwd: 'IP/FWD', router: 'IP router' }
+export const CONFIG_LABEL: Record<ScoutConfig, string> = { '2-path': '2-path', '1-path': '1-path', fwd: 'FWD', ipfwd: 'IP/FWD', 'ipfwd-shared': 'IP/FWD (shared path)', router: 'IP router' }
 
 /**
  * TCB tunables of every connection: no timestamps (a 1460-byte segment carries 1460
@@ -288,7 +288,7 @@ export function buildRig(config: ScoutConfig, trustChecksums = false): Rig {
   const sc = serverConn as TcpConnection | null
   if (session === null || sc === null || cc.stage.tcb.state !== 'ESTABLISHED') throw new Error(`${config}: the proxied connection did not open`)
   const sess = session as ProxySessionApi
-  if (config === 'fwd' || config === 'ipfwd') {
+  if (config === 'fwd' || config === 'ipfwd' || config === 'ipfwd-shared') {
     sess.splice({ mode: config })
     sched.runFor(50)
     if (sess.state !== 'spliced') throw new Error(`${config}: the splice did not complete (state ${sess.state})`)
@@ -298,7 +298,8 @@ export function buildRig(config: ScoutConfig, trustChecksums = false): Rig {
   const ss = sc.stage.tcb.snapshot()
   const fwdPaths = (): Path[] => {
     const w = proxy.sessions.values().next().value
-    return w === undefined ? [] : [w.pathA, ...(w.pathB ? [w.pathB] : [])]
+    const shared = [...proxy.sharedPaths.values()].map(sp => sp.path)
+    return w === undefined ? shared : [w.pathA, ...(w.pathB ? [w.pathB] : []), ...shared]
   }
   return {
     config, sched, clock: net.clock, devA, devB, proxy, session: sess,

@@ -37,7 +37,7 @@ const ADVANCE_MS = 41
 
 /** Scout Table II, µs per segment: [1-byte, 1460-byte]. */
 export const PAPER_US: Record<ScoutConfig, [number, number]> = {
-  '2-path': [68.5, 101.1], '1-path': [66.1, 98.6], fwd: [39.0, 39.5], ipfwd: [24.0, 24.0], router: [22.4, 22.4],
+  '2-path': [68.5, 101.1], '1-path': [66.1, 98.6], fwd: [39.0, 39.5], ipfwd: [24.0, 24.0], 'ipfwd-shared': [24.0, 24.0], router: [22.4, 22.4],
 }
 /** Scout Table III, Mbyte/s at 3:1, 2:1, 1:1. */
 export const PAPER_MBS: Partial<Record<ScoutConfig, [number, number, number]>> = { '2-path': [11.7, 10.8, 8.6], ipfwd: [45.6, 40.6, 30.4] }
@@ -189,7 +189,7 @@ async function measureConfig(config: ScoutConfig, sizes: number[], ratios: (size
       const drops = pathDrops(rig.paths())
       if (Object.keys(drops).length > 0) throw new Error(`${config} ${size} B: the forwarder dropped segments: ${JSON.stringify(drops)}`)
       if (rig.devA.strays + rig.devB.strays > 0) throw new Error(`${config}: the peers sent ${rig.devA.strays + rig.devB.strays} frames during the measurement`)
-      if (rig.session !== null && rig.session.state !== (config === 'fwd' || config === 'ipfwd' ? 'spliced' : 'control')) throw new Error(`${config}: session ended up ${rig.session.state}`)
+      if (rig.session !== null && rig.session.state !== (config === 'fwd' || config === 'ipfwd' || config === 'ipfwd-shared' ? 'spliced' : 'control')) throw new Error(`${config}: session ended up ${rig.session.state}`)
     }
     const gross: Record<number, number> = {}
     for (const r of ratios(size)) {

@@ -306,7 +306,7 @@ function describe(cfg: RunConfig, host: Host, proxies: Map<string, ProxyForwarde
   const out = [MODULE_GRAPH, '', host.describe(), '', 'proxies']
   for (const p of cfg.proxies) {
     const fw = proxies.get(p.name)!
-    out.push(`  ${p.name}: ${p.type} ${p.port !== null ? `on port ${p.port}` : 'intercepting'}, ${p.layout}, splice ${typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice} to ${p.mode}; ${fw.sessions.size} session(s)`)
+    out.push(`  ${p.name}: ${p.type} ${p.port !== null ? `on port ${p.port}` : 'intercepting'}, ${p.layout}, splice ${typeof p.splice === 'object' ? `after ${p.splice.afterBytes} bytes` : p.splice} to ${p.mode}; ${fw.sessions.size} session(s)${fw.sharedPaths.size > 0 ? `, ${[...fw.sharedPaths.values()].reduce((n, sp) => n + sp.stage.rows, 0)} on the shared IP/FWD path` : ''}`)
     for (const s of fw.describe()) out.push(...s.split('\n').map(l => `    ${l.trim()}`))
   }
   return out.join('\n')
@@ -329,7 +329,11 @@ export function describeConfig(cfg: RunConfig): string {
   for (const p of cfg.proxies) {
     out.push(`    proxy ${p.name} (${p.summary})${p.port !== null ? ` on port ${p.port}` : ''}, per connection:`)
     out.push(p.layout === '1-path' ? '      control: [dev] -> eth -> ip -> tcp(A) -> proxy -> tcp(B) -> ip -> eth -> [dev]' : '      control: [dev] -> eth -> ip -> tcp(A) -> proxy ⇢ proxy -> tcp(B) -> ip -> eth -> [dev]  (two paths)')
-    if (p.splice !== 'never') out.push(p.mode === 'fwd' ? '      spliced: [dev] -> eth -> ip -> fwd -> ip -> eth -> [dev]' : '      spliced: [dev] -> eth -> ipfwd -> eth -> [dev]')
+    if (p.splice !== 'never') {
+      out.push(p.mode === 'fwd' ? '      spliced: [dev] -> eth -> ip -> fwd -> ip -> eth -> [dev]'
+        : p.mode === 'ipfwd' ? '      spliced: [dev] -> eth -> ipfwd -> eth -> [dev]'
+          : '      spliced: [dev] -> eth -> ipfwd-shared (one row per connection) -> eth -> [dev], one path per interface pair')
+    }
   }
   return out.join('\n')
 }

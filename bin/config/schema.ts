@@ -112,8 +112,8 @@ export interface ProxyConfig {
   intercept: TcpInterceptRule[] | null
   /** Layout before a splice. */
   layout: '1-path' | '2-path'
-  /** Final stage of a splice. */
-  mode: 'fwd' | 'ipfwd'
+  /** Final stage of a splice ('ipfwd-shared': a row of the forwarder's shared IP/FWD path; not for http). */
+  mode: 'fwd' | 'ipfwd' | 'ipfwd-shared'
   /** Splice policy. */
   splice: SplicePolicy
   /** End a splice idle this long, ms (0: never). */
@@ -394,7 +394,10 @@ function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, na
   }
   let intercept: TcpInterceptRule[] | null = null
   const layout = o.oneOf('layout', ['1-path', '2-path'] as const, '1-path')
-  const mode = o.oneOf('mode', ['fwd', 'ipfwd'] as const, 'fwd')
+  const mode = o.oneOf('mode', ['fwd', 'ipfwd', 'ipfwd-shared'] as const, 'fwd')
+  if (mode === 'ipfwd-shared' && type === 'http') {
+    v.fail(o.get('mode')!.pos, `${where}.mode: 'ipfwd-shared' cannot unsplice, and the http proxy unsplices after each response (HTTP/1.1 keep-alive); use 'ipfwd' or 'fwd'`)
+  }
   const idleMs = o.int('idleMs', 0, 2 ** 31, 'ms without a segment before a splice ends', 0)
   const splice = splicePolicy(v, o, where, type)
   let handler: ProxyConfig['handler']
@@ -453,7 +456,8 @@ function proxy(v: Validator, n: JNode, i: number, ports: Map<number, string>, na
     const connectCheck = (ip: number, port: number): boolean => match(ip, port, null).allowed
     const resolve = hostsMap(v, o, where)
     const build = (onLog?: (event: Record<string, unknown>) => void): ProxyHandler => httpProxy({
-      routes, splice: splice !== 'never', mode, allowConnect, connectAllow: connectCheck,
+      // ('ipfwd-shared' was refused above for http.)
+      routes, splice: splice !== 'never', ...(mode !== 'ipfwd-shared' ? { mode } : {}), allowConnect, connectAllow: connectCheck,
       ...(dflt ? { default: dflt } : {}), ...(resolve ? { resolve } : {}),
       ...(onLog ? { onLog: e => onLog(e as unknown as Record<string, unknown>) } : {}),
     })

@@ -8,6 +8,8 @@
  *   1-path     [ETH IP TCP(A) PROXY TCP(B) IP ETH]                        (end 1 faces B's device)
  *   splicing   [ETH IP PREFWD IP ETH]     old TCBs drain beside it (Scout step 3)
  *   FWD        [ETH IP FWD IP ETH]        IP/FWD: [ETH IPFWD ETH]
+ *   shared     [ETH IPFWD-SHARED ETH]     one path per interface pair, a table row per connection
+ *              (mode 'ipfwd-shared': the session's wiring, paths and TCBs are released)
  * ```
  * The splice itself is {@link SpliceEngine}'s (paths/proxy/splice.ts); this file owns the
  * sessions, their TCP legs and their lifetime.
@@ -17,13 +19,14 @@ import { ConfigError } from '../../core/errors.js'
 import type { Path } from '../../core/path.js'
 import { Dir } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
-import { ProxySession, type BoundAddress, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceOptions } from '../../stages/proxy/session.js'
+import { ProxySession, SHARED_NO_UNSPLICE, type BoundAddress, type Endpoint, type ProxyHandler, type ProxyHost, type SpliceMode, type SpliceOptions } from '../../stages/proxy/session.js'
 import { NONE, ProxyStage } from '../../stages/proxy/stage.js'
-import type { FwdStage } from '../../stages/fwd/stage.js'
+import type { FwdEnd, FwdStage } from '../../stages/fwd/stage.js'
 import type { TcpConnection, TcpInterceptor, TcpInterceptRule, TcpListener, TcpModule } from '../../stages/tcp/module.js'
 import type { TcpStage } from '../../stages/tcp/stage.js'
 import type { TcbConfig } from '../../stages/tcp/tcb.js'
 import type { Host, Interface } from '../host.js'
+import { SharedIpFwdPath } from './shared-path.js'
 import { SpliceEngine } from './splice.js'
 
 /** How a session's two TCP connections meet at the proxy before a splice (DESIGN §4). */
@@ -51,8 +54,8 @@ export interface ProxyForwarderOptions {
   handler: ProxyHandler
   /** Layout before a splice [1-path]. */
   layout?: ProxyLayout
-  /** Final stage when a handler does not choose [fwd]. */
-  mode?: 'fwd' | 'ipfwd'
+  /** Final stage when a handler does not choose [fwd] (see {@link SpliceMode}). */
+  mode?: SpliceMode
   /** TCB tunables of the proxy's connections. */
   tcb?: TcbConfig
   /**
@@ -69,6 +72,14 @@ export interface ProxyForwarderOptions {
   spliceWaitMs?: number
   /** Give up an unsplice whose peers did not acknowledge everything forwarded within this time [5000]. */
   unspliceTimeoutMs?: number
+  /**
+   * Mode 'ipfwd-shared': keep what an unsplice needs of each moved session (the session,
+   * its PROXY stages, addresses and the two TCB snapshots of the splice: a `SharedKeep`;
+   * no TCB, no path, no buffers) so that `session.unsplice()` works: the row is materialized
+   * as a per-connection IP/FWD path and unspliced from there. Costs that record per spliced
+   * session beside its table row [false].
+   */
+  sharedUnsplice?: boolean
 }
 
 /** Counters of a {@link ProxyForwarder}. */
@@ -105,6 +116,26 @@ export interface ProxyForwarderStats {
   bindTimeouts: number
 }
 
+/** @internal What a session moved to the shared path keeps for an unsplice ({@link ProxyForwarderOptions.sharedUnsplice}). */
+export interface SharedKeep {
+  /** The session. */
+  session: ProxySession
+  /** Its layout. */
+  layout: ProxyLayout
+  /** Its PROXY stages (unlinked; linked again by the unsplice). */
+  proxyA: ProxyStage
+  /** See proxyA. */
+  proxyB: ProxyStage | null
+  /** A's interface. */
+  ifaceA: Interface
+  /** B's interface. */
+  ifaceB: Interface | null
+  /** Connection A's addresses (ours, the peer's). */
+  a: { localIp: number; remoteIp: number }
+  /** Connection B's. */
+  b: { localIp: number; remoteIp: number }
+}
+
 /** @internal Everything the forwarder and the splice engine know about one session. */
 export interface Wiring {
   /** The session. */
@@ -136,7 +167,7 @@ export interface Wiring {
   /** The FWD stage while splicing or spliced. */
   fwd: FwdStage | null
   /** The final stage's kind while spliced. */
-  mode: 'fwd' | 'ipfwd'
+  mode: SpliceMode
   /** True once finished. */
   done: boolean
   /** While `acceptFrom` waits: the bound port and its timer. */
@@ -154,7 +185,7 @@ export class ProxyForwarder implements ProxyHost {
   /** Layout before a splice. */
   readonly layout: ProxyLayout
   /** Default final stage. */
-  readonly mode: 'fwd' | 'ipfwd'
+  readonly mode: SpliceMode
   /** The listener on `port`, or the interceptor when there is no port. */
   readonly listener: TcpListener
   /** The interceptor (transparent mode), or null. */
@@ -172,13 +203,26 @@ export class ProxyForwarder implements ProxyHost {
   readonly mirrorOptions: boolean
   /** @internal */
   readonly engine: SpliceEngine
+  /** The shared IP/FWD paths (mode 'ipfwd-shared'), by interface pair, built on first use. */
+  readonly sharedPaths = new Map<string, SharedIpFwdPath>()
+  /**
+   * Sessions on a shared path that are still watched: their handler has `onClose` (it is
+   * told of the end as today) or a callback is running. Others are released at the move.
+   */
+  private readonly sharedKept = new Map<number, { s: ProxySession; sp: SharedIpFwdPath; row: number; keep: SharedKeep | null }>()
+  /** See {@link ProxyForwarderOptions.sharedUnsplice}. */
+  readonly sharedUnsplice: boolean
+  /** Why rows end while the forwarder ends them itself (reset, close), else null. */
+  private sharedEndWhy: string | null = null
+  private readonly idleMs: number
+  private readonly lingerMs: number
 
   /** Starts listening. Throws {@link ConfigError} for bad options (before anything starts). */
   constructor(opts: ProxyForwarderOptions) {
     const layout = opts.layout ?? '1-path'
     if (layout !== '1-path' && layout !== '2-path') throw new ConfigError(`proxy: layout must be '1-path' or '2-path', got '${String(layout)}'`)
     const mode = opts.mode ?? 'fwd'
-    if (mode !== 'fwd' && mode !== 'ipfwd') throw new ConfigError(`proxy: mode must be 'fwd' or 'ipfwd', got '${String(mode)}'`)
+    if (mode !== 'fwd' && mode !== 'ipfwd' && mode !== 'ipfwd-shared') throw new ConfigError(`proxy: mode must be 'fwd', 'ipfwd' or 'ipfwd-shared', got '${String(mode)}'`)
     for (const k of ['idleMs', 'lingerMs', 'spliceWaitMs', 'unspliceTimeoutMs'] as const) {
       const v = opts[k]
       if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new ConfigError(`proxy: ${k} must be a number >= 0, got ${String(v)}`)
@@ -190,8 +234,11 @@ export class ProxyForwarder implements ProxyHost {
     this.mode = mode
     this.tcbConfig = opts.tcb ?? {}
     this.mirrorOptions = opts.mirrorOptions ?? true
+    this.idleMs = opts.idleMs ?? 0
+    this.lingerMs = opts.lingerMs ?? 2000
+    this.sharedUnsplice = opts.sharedUnsplice ?? false
     this.engine = new SpliceEngine(this, {
-      idleMs: opts.idleMs ?? 0, lingerMs: opts.lingerMs ?? 2000, spliceWaitMs: opts.spliceWaitMs ?? 10_000, unspliceTimeoutMs: opts.unspliceTimeoutMs ?? 5000,
+      idleMs: this.idleMs, lingerMs: this.lingerMs, spliceWaitMs: opts.spliceWaitMs ?? 10_000, unspliceTimeoutMs: opts.unspliceTimeoutMs ?? 5000,
     })
     if (opts.port === undefined && opts.intercept === undefined) throw new ConfigError('proxy: give a port to listen on, intercept rules (transparent mode), or both')
     const interceptor = opts.intercept === undefined ? null : this.tcp.intercept(opts.intercept, conn => this.accept(conn), this.tcbConfig)
@@ -209,11 +256,65 @@ export class ProxyForwarder implements ProxyHost {
     if (this.listener !== this.interceptor) this.tcp.unlisten(this.listener.port)
     if (this.interceptor !== null) this.tcp.unintercept(this.interceptor)
     for (const s of [...this.sessions.keys()]) this.reset(s)
+    this.sharedEndWhy = 'reset'
+    for (const sp of this.sharedPaths.values()) sp.close()
+    this.sharedEndWhy = null
+    this.sharedPaths.clear()
   }
 
   /** One line per session. */
   describe(): string[] {
-    return [...this.sessions.values()].map(w => `${w.session.describe()}\n    ${w.pathA.describe()}${w.pathB ? `\n    ${w.pathB.describe()}` : ''}`)
+    const out = [...this.sessions.values()].map(w => `${w.session.describe()}\n    ${w.pathA.describe()}${w.pathB ? `\n    ${w.pathB.describe()}` : ''}`)
+    for (const sp of this.sharedPaths.values()) out.push(`shared IP/FWD: ${sp.stage.rows} spliced connection(s)\n    ${sp.path.describe()}`)
+    return out
+  }
+
+  // ------------------------------------------------------------------ the shared IP/FWD path
+
+  /** @internal The shared path between interfaces `x` and `y` (either order), built on first use. */
+  sharedPath(x: Interface, y: Interface): SharedIpFwdPath {
+    const [lo, hi] = x.index <= y.index ? [x, y] : [y, x]
+    const key = `${lo.index}:${hi.index}`
+    let sp = this.sharedPaths.get(key)
+    if (sp === undefined) {
+      const made: SharedIpFwdPath = new SharedIpFwdPath(this.host, this.tcp, lo, hi, {
+        scheduler: this.host.scheduler, trustChecksums: this.tcp.trustChecksums, idleMs: this.idleMs, lingerMs: this.lingerMs,
+        onEnd: (owner, why) => this.sharedEnded(owner, why),
+      })
+      sp = made
+      this.sharedPaths.set(key, sp)
+    }
+    return sp
+  }
+
+  /**
+   * @internal Step 4 done for a session moved to a shared path (row `row`): the wiring is
+   * gone (or, with `w`, kept for an unsplice); the session hears 'spliced', and stays
+   * watched only if its handler has `onClose` or its wiring is kept.
+   */
+  movedToShared(s: ProxySession, sp: SharedIpFwdPath, row: number, keep: SharedKeep | null): void {
+    s.shared = true
+    s.sharedMovable = keep !== null
+    s.legs = null
+    // Watched while onSpliced runs: it may reset the session.
+    this.sharedKept.set(s.id, { s, sp, row, keep })
+    s.setState('spliced', 'spliced')
+    const k = this.sharedKept.get(s.id)
+    if (k !== undefined && s.handler.onClose === undefined && keep === null) this.sharedKept.delete(s.id)
+    // Both FINs may have been acknowledged while the TCBs drained.
+    if (k !== undefined && sp.stage.table.isLive(row) && sp.stage.finsAcked(row)) sp.stage.end(row, 'fin')
+  }
+
+  /** A row of a shared path ended (FIN, RST, idle, or the forwarder's reset). */
+  private sharedEnded(owner: number, why: FwdEnd): void {
+    const st = this.stats
+    st.spliced--
+    st.active--
+    st.closed++
+    const k = this.sharedKept.get(owner)
+    if (k === undefined) return
+    this.sharedKept.delete(owner)
+    k.s.setState('closed', this.sharedEndWhy ?? why)
   }
 
   // ------------------------------------------------------------------ sessions
@@ -377,12 +478,32 @@ export class ProxyForwarder implements ProxyHost {
 
   /** ProxyHost: unsplice. */
   unsplice(s: ProxySession): void {
+    const k = s.shared ? this.sharedKept.get(s.id) : undefined
+    if (k !== undefined && k.keep !== null) {
+      // From a row: a per-connection IP/FWD path first, then the usual unsplice.
+      const w = this.engine.materialize(k.keep, k.sp, k.row)
+      if (w === null) return
+      this.sharedKept.delete(s.id)
+      s.shared = false
+      s.sharedMovable = false
+      this.engine.unsplice(w)
+      return
+    }
     this.engine.unsplice(this.wiring(s))
   }
 
   /** ProxyHost: RST both connections. */
   reset(s: ProxySession): void {
     const w = this.sessions.get(s)
+    if (w === undefined && s.shared) {
+      // The row ends; the peers' next segments find no flow and get RSTs from the listen path.
+      const k = this.sharedKept.get(s.id)
+      if (k === undefined) return
+      this.sharedEndWhy = s.closedWhy ?? 'reset'
+      k.sp.stage.finish(k.row, 'rst')
+      this.sharedEndWhy = null
+      return
+    }
     if (w === undefined || w.done) return
     if (w.fwd !== null) {
       this.engine.teardown(w, 'reset')
@@ -420,6 +541,15 @@ export class ProxyForwarder implements ProxyHost {
   /** @internal Ends a session: flows, paths and TCBs released. */
   finish(w: Wiring, why: string): void {
     if (w.done) return
+    this.release(w)
+    this.stats.active--
+    this.stats.closed++
+    w.session.setState('closed', why)
+  }
+
+  /** @internal Forgets a session's wiring: flows, paths and TCBs released (at its end, or when it moves to a shared path). */
+  release(w: Wiring): void {
+    if (w.done) return
     w.done = true
     const tcp = this.tcp
     if (w.bind !== null) {
@@ -442,14 +572,12 @@ export class ProxyForwarder implements ProxyHost {
       })
     }
     this.sessions.delete(w.session)
-    this.stats.active--
-    this.stats.closed++
-    w.session.setState('closed', why)
   }
 
   /** @internal */
   wiring(s: ProxySession): Wiring {
     const w = this.sessions.get(s)
+    if (w === undefined && s.shared) throw new ConfigError(SHARED_NO_UNSPLICE(s.id))
     if (w === undefined) throw new ConfigError(`session ${s.id} does not belong to this forwarder`)
     return w
   }

@@ -30,6 +30,7 @@
  * RECONNECT is refused with X'82' and may be retried.
  * @module
  */
+import { ConfigError } from '../../core/errors.js'
 import { seqAdd, seqMax } from '../../core/seq.js'
 import { Dir } from '../../core/stage.js'
 import type { Path } from '../../core/path.js'
@@ -38,7 +39,7 @@ import { RespliceFwdStage } from '../../stages/fwd/resplice.js'
 import { FwdStage, type FwdEnd } from '../../stages/fwd/stage.js'
 import { PreliminaryFwdStage } from '../../stages/fwd/preliminary.js'
 import { MsocksRep, resplicePoints, type MsocksMover, type MsocksReconnect, type MsocksReconnectReply, type MsocksService } from '../../stages/proxy/handlers/msocks.js'
-import type { ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
+import { SHARED_NO_UNSPLICE, type ProxySession, type ProxySessionApi } from '../../stages/proxy/session.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import type { ProxyForwarder, Wiring } from './forwarder.js'
 
@@ -110,8 +111,11 @@ export class Resplicer implements MsocksMover {
   private readonly lingerMs: number
   private readonly idleMs: number
 
-  /** Attaches itself to `service`. */
+  /** Attaches itself to `service`. Throws a ConfigError for a forwarder whose sessions cannot move (mode 'ipfwd-shared'). */
   constructor(fw: ProxyForwarder, service: MsocksService, opts: ResplicerOptions = {}) {
+    if (fw.mode === 'ipfwd-shared') {
+      throw new ConfigError("MSOCKS: the forwarder's mode 'ipfwd-shared' keeps only a table row per spliced connection, and RECONNECT moves a spliced session's server connection (it needs the per-connection FWD state); use mode 'fwd' or 'ipfwd'")
+    }
     this.fw = fw
     this.waitMs = opts.waitMs ?? 3000
     this.lingerMs = opts.lingerMs ?? 2000
@@ -149,6 +153,7 @@ export class Resplicer implements MsocksMover {
       const wFrom = this.fw.sessions.get(from as ProxySession)
       const bases = this.bases.get(from)
       if (wTo.done) return
+      if (wFrom === undefined && (from as ProxySession).shared) return fail(MsocksRep.NotMovable, SHARED_NO_UNSPLICE(from.id))
       if (wFrom === undefined || wFrom.done || bases === undefined) return fail(MsocksRep.UnknownId, 'the session ended')
       const f = wFrom.fwd
       // A session still in REFWD can move again at once (a hard hand-off right after a

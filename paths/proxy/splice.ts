@@ -10,7 +10,10 @@
  *              into the other TCB's send buffer: the send streams' ends are now fixed
  *            2 unlink TCP+PROXY+TCP, insert the preliminary FWD (offsets from the TCBs)
  *            - ungate: new segments are forwarded; copies drain the old TCBs (step 3)
- *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD
+ *            4 both drained: replace it by the final FWD, or merge IP+FWD+IP into IP/FWD,
+ *              or (ipfwd-shared) move the FWD state into a row of the forwarder's shared
+ *              IP/FWD path, hand it the queued frames, and release the session's own path,
+ *              TCBs and flow entries
  *            5 ungate
  *  unsplice: each stream's unsplice point is what FWD forwarded so far; FWD holds
  *            segments with data beyond it (forwarding only their ACKs) until each peer
@@ -28,12 +31,15 @@ import { PreliminaryFwdStage } from '../../stages/fwd/preliminary.js'
 import { IpFwdStage } from '../../stages/fwd/ipfwd.js'
 import { TsMode, type FwdDirection } from '../../stages/fwd/rewrite.js'
 import { FwdStage, type FwdEnd, type FwdTapDir } from '../../stages/fwd/stage.js'
-import type { SpliceOptions } from '../../stages/proxy/session.js'
+import type { SpliceMode, SpliceOptions } from '../../stages/proxy/session.js'
 import type { TcpConnection } from '../../stages/tcp/module.js'
 import { TcpStage } from '../../stages/tcp/stage.js'
 import type { EstablishedParams, TcbSnapshot } from '../../stages/tcp/tcb.js'
 import { SPLICEABLE_STATES, spliceConfig, type SpliceSide } from '../splice/config.js'
-import type { ProxyForwarder, Wiring } from './forwarder.js'
+import type { Interface } from '../host.js'
+import type { ProxyForwarder, SharedKeep, Wiring } from './forwarder.js'
+import type { SharedIpFwdPath } from './shared-path.js'
+import { EthStage } from '../../stages/eth/stage.js'
 
 /** Tunables of the engine (the forwarder's options). */
 export interface SpliceEngineOptions {
@@ -54,7 +60,7 @@ interface SplicedLegs {
   /** B's TCB at the splice. */
   b: TcbSnapshot
   /** The final stage. */
-  mode: 'fwd' | 'ipfwd'
+  mode: SpliceMode
   /** When the splice was requested (ms). */
   started: number
   /** Server-stream sequence (B space) at which to unsplice by itself, or null. */
@@ -86,6 +92,8 @@ export class SpliceEngine {
   private readonly fw: ProxyForwarder
   private readonly o: SpliceEngineOptions
   private readonly legs = new WeakMap<Wiring, SplicedLegs>()
+  /** The splice snapshots of sessions moved to the shared path with `sharedUnsplice`. */
+  private readonly kept = new WeakMap<SharedKeep, SplicedLegs>()
   /** Splices whose FINs were both acknowledged, forwarding late retransmissions until the linger time ends. */
   private readonly lingering = new WeakSet<Wiring>()
   /**
@@ -108,6 +116,10 @@ export class SpliceEngine {
 
   /** Starts a splice (the session is in state `splicing`). */
   splice(w: Wiring, opts: SpliceOptions): void {
+    if ((opts.mode ?? this.fw.mode) === 'ipfwd-shared' && (opts.tap !== undefined || opts.unspliceAfterServerBytes !== undefined)) {
+      // The forwarder's default mode is shared; the session could not refuse it itself.
+      return this.fail(w, `mode 'ipfwd-shared' keeps no per-connection callbacks or state: it cannot ${opts.tap !== undefined ? 'tap' : 'unsplice after n bytes'}; ask for mode 'ipfwd' or 'fwd'`)
+    }
     this.attempt(w, opts, this.now, null)
   }
 
@@ -268,6 +280,7 @@ export class SpliceEngine {
     const path = w.pathA
     path.gate()
     pre.settleTimestamps()
+    if (legs.mode === 'ipfwd-shared' && this.moveToShared(w, pre, legs)) return
     const base = {
       ab: pre.ab, ba: pre.ba, tap: pre.tap, scheduler: this.fw.host.scheduler, trustChecksums: pre.trustChecksums,
       ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
@@ -298,6 +311,112 @@ export class SpliceEngine {
       if (left <= 0) w.session.unsplice()
       else fin.notifyAt(Dir.Backward, left, () => w.session.state === 'spliced' && w.session.unsplice())
     }
+  }
+
+  /**
+   * Step 4 for `ipfwd-shared`: the drained splice's two directions become a row of the
+   * shared path between the connections' interfaces; frames queued at the old path's ends
+   * go to the shared path's ends facing the same devices; the session's path, TCBs and
+   * flow entries are released (the shared path's claim selects it from now on). Returns
+   * false (per-connection IP/FWD is used instead) if an end of the path is not an interface.
+   */
+  private moveToShared(w: Wiring, pre: PreliminaryFwdStage, legs: SplicedLegs): boolean {
+    const fw = this.fw
+    const path = w.pathA
+    const ifaceOf = (e: 0 | 1): Interface | undefined => fw.host.interfaces.find(i => i.device === path.ends[e].target)
+    const x = ifaceOf(0)
+    const y = ifaceOf(1)
+    if (x === undefined || y === undefined) {
+      legs.mode = 'ipfwd'
+      return false
+    }
+    const sp = fw.sharedPath(x, y)
+    // What the preliminary FWD sent goes out first; queued input moves with its device.
+    path.flush()
+    const s = w.session
+    // End 0 of the old path faced A's device: reversed when A's interface is the shared path's end 1.
+    const row = sp.stage.add(pre.ab, pre.ba, this.nextHop(w.b!.remoteIp), this.nextHop(w.a.remoteIp), s.id, sp.x !== x)
+    for (const [e, iface] of [[0, x], [1, y]] as const) {
+      const q = path.ends[e].input
+      const to = sp.endFacing(iface)
+      for (let m = q.shift(); m !== undefined; m = q.shift()) to.enqueue(m)
+    }
+    pre.onEnd = null
+    pre.a.tcp.tcb.releaseBuffers()
+    pre.b.tcp.tcb.releaseBuffers()
+    w.fwd = null
+    this.legs.delete(w)
+    const keep: SharedKeep | null = fw.sharedUnsplice
+      ? {
+          session: w.session, layout: w.layout, proxyA: w.proxyA, proxyB: w.proxyB, ifaceA: w.ifaceA, ifaceB: w.ifaceB,
+          a: { localIp: w.a.localIp, remoteIp: w.a.remoteIp }, b: { localIp: w.b!.localIp, remoteIp: w.b!.remoteIp },
+        }
+      : null
+    if (keep !== null) this.kept.set(keep, legs)
+    // Flow entries, TCBs and the path go (the path closes between messages: it is idle).
+    fw.release(w)
+    const st = fw.stats
+    st.splicing--
+    st.spliced++
+    st.splices++
+    st.spliceMsTotal += this.now - legs.started
+    fw.movedToShared(s, sp, row, keep)
+    return true
+  }
+
+  /**
+   * Unsplice from a shared row (`sharedUnsplice`): the row leaves the table as a
+   * per-connection IP/FWD stage on a path of its own, `[ETH(A) IPFWD ETH(B)]`, exactly the
+   * path an `ipfwd` splice ends with, and the connection's flow entries point at it again;
+   * the session has a wiring again (its flow entries hold stand-in TCP stages built from the
+   * splice's snapshots, timers off, until the unsplice rebuilds the real ones), and
+   * {@link SpliceEngine.unsplice} runs as usual. Returns null (the unsplice failed, the row
+   * stays) when a FIN was forwarded.
+   */
+  materialize(keep: SharedKeep, sp: SharedIpFwdPath, row: number): Wiring | null {
+    const fw = this.fw
+    const legs = this.kept.get(keep)
+    const st = sp.stage.rowState(row)
+    const refuse = (why: string): null => {
+      fw.stats.unspliceFailures++
+      keep.session.setState('spliced', `unsplice failed: ${why}`)
+      return null
+    }
+    if (legs === undefined || st === null) return refuse('the session is not on the shared path')
+    if (st.ab.finSeen || st.ba.finSeen) return refuse('a FIN was forwarded: the connection is closing')
+    const got = sp.stage.take(row)!
+    this.kept.delete(keep)
+    const [ifA, ifB] = got.reversed ? [sp.y, sp.x] : [sp.x, sp.y]
+    const host = fw.host
+    legs.mode = 'ipfwd'
+    let w: Wiring // assigned below; the stage's end callback runs only later
+    const fin = new IpFwdStage({
+      ab: got.ab, ba: got.ba, tap: null, scheduler: host.scheduler, trustChecksums: fw.tcp.trustChecksums,
+      ...(this.o.idleMs > 0 ? { idleMs: this.o.idleMs } : {}), onEnd: (why: FwdEnd) => this.ended(w, why),
+      abNextHop: this.nextHop(keep.b.remoteIp), baNextHop: this.nextHop(keep.a.remoteIp),
+    })
+    const path = new Path([new EthStage({ mac: ifA.mac, arp: ifA.arp, up: Dir.Forward }), fin, new EthStage({ mac: ifB.mac, arp: ifB.arp, up: Dir.Backward })],
+      { name: `${host.name}/proxy:${legs.a.localPort}>${legs.b.remotePort}` })
+    host.attach(path, ifA, 0)
+    host.attach(path, ifB, 1)
+    // Stand-ins for the flow entries (a flow names its TCP stage): inert, buffers freed.
+    const now = Math.floor(this.now)
+    const standIn = (c: { localIp: number; remoteIp: number }, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection): TcpStage => {
+      const t = this.tcpFrom(c, snap, inD, outD, -1, now, Dir.Forward)
+      t.tcb.releaseBuffers()
+      return t
+    }
+    const a: TcpConnection = { path, end: path.ends[0], stage: standIn(keep.a, legs.a, got.ab, got.ba), localIp: keep.a.localIp, remoteIp: keep.a.remoteIp, listener: null }
+    const b: TcpConnection = { path, end: path.ends[1], stage: standIn(keep.b, legs.b, got.ba, got.ab), localIp: keep.b.localIp, remoteIp: keep.b.remoteIp, listener: null }
+    w = {
+      session: keep.session, layout: keep.layout, a, b, pathA: path, pathB: null, proxyA: keep.proxyA, proxyB: keep.proxyB,
+      ifaceA: keep.ifaceA, ifaceB: keep.ifaceB, bConnected: true, closedA: false, closedB: false, fwd: fin, mode: 'ipfwd', done: false, bind: null,
+    }
+    fw.tcp.setFlow(a.localIp, legs.a.localPort, a.remoteIp, legs.a.remotePort, a)
+    fw.tcp.setFlow(b.localIp, legs.b.localPort, b.remoteIp, legs.b.remotePort, b)
+    fw.sessions.set(keep.session, w)
+    this.legs.set(w, legs)
+    return w
   }
 
   private nextHop(ip: number): number {
@@ -460,7 +579,7 @@ export class SpliceEngine {
    * the segments forwarded to its peer. Nothing is in flight (the peers acked it all).
    * `heldTs` is the smallest TSval among the segments held for it (-1: none).
    */
-  private tcpFrom(c: TcpConnection, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
+  private tcpFrom(c: Pick<TcpConnection, 'localIp' | 'remoteIp'>, snap: TcbSnapshot, inD: FwdDirection, outD: FwdDirection, heldTs: number, now: number, up: Dir): TcpStage {
     // TSvals continue above the last one the peer saw (RFC 7323 §5 PAWS): the other peer's
     // TSvals as mapped by FWD, and the old TCB's own, which it kept sending while it drained
     // (with timestamps NOP-ed they are all the peer saw): its clock now bounds them.

@@ -57,16 +57,25 @@ export interface ProxyHandler {
   onClose?(s: ProxySessionApi, why: string): void
 }
 
+/**
+ * The final stage of a splice: `fwd` (FWD on the connection's own path), `ipfwd` (IP/FWD
+ * on its own path), or `ipfwd-shared` (IP/FWD as one row of the forwarder's shared path:
+ * a few hundred bytes per connection, no tap, no unsplice unless the forwarder keeps the
+ * wiring with `sharedUnsplice`; see docs/ipfwd-shared.md).
+ */
+export type SpliceMode = 'fwd' | 'ipfwd' | 'ipfwd-shared'
+
 /** Options of {@link ProxySessionApi.splice}. */
 export interface SpliceOptions {
   /** Splice once this many more bytes have been written to the client (default 0: now). */
   afterClientBytes?: number
   /**
    * The final stage: `fwd` substitutes a FWD stage on the same path (IP reassembly still
-   * works); `ipfwd` puts one merged IP/FWD stage above ETH (unfragmented datagrams only).
-   * Default: the forwarder's.
+   * works); `ipfwd` puts one merged IP/FWD stage above ETH (unfragmented datagrams only);
+   * `ipfwd-shared` moves the connection onto the forwarder's shared IP/FWD path as a row of
+   * its table (no tap then; no unsplice unless the forwarder keeps the wiring, `sharedUnsplice`). Default: the forwarder's.
    */
-  mode?: 'fwd' | 'ipfwd'
+  mode?: SpliceMode
   /** A read-only copy of every new spliced byte, per direction (for caching). */
   tap?: (dir: 'toServer' | 'toClient', data: Uint8Array) => void
   /**
@@ -201,6 +210,10 @@ class Pending {
 
 let nextSessionId = 1
 
+/** @internal Why a session on the shared IP/FWD path cannot be unspliced (or moved by MSOCKS RECONNECT). */
+export const SHARED_NO_UNSPLICE = (id: number): string =>
+  `session ${id} was spliced onto the shared IP/FWD path (mode 'ipfwd-shared'), which keeps only a row of FWD state per connection: it cannot be unspliced or moved; use mode 'ipfwd' or 'fwd' for proxies that unsplice (HTTP keep-alive, MSOCKS), or the forwarder option sharedUnsplice for unsplice() alone`
+
 /** One client connection through a proxy. */
 export class ProxySession implements ProxySessionApi {
   /** Unique id. */
@@ -225,6 +238,10 @@ export class ProxySession implements ProxySessionApi {
   detachedHandler = false
   /** @internal Set by the forwarder. */
   legs: SessionLegs | null = null
+  /** @internal Set once the session was moved onto the shared IP/FWD path: no wiring is left to unsplice from. */
+  shared = false
+  /** @internal With `shared`: the forwarder kept the wiring (`sharedUnsplice`), so it can unsplice. */
+  sharedMovable = false
   /** @internal Bytes for the server. */
   readonly toServerQ = new Pending()
   /** @internal Bytes for the client. */
@@ -321,6 +338,9 @@ export class ProxySession implements ProxySessionApi {
     if (!(Number.isInteger(after) && after >= 0)) throw new SpliceStateError(`session ${this.id}: splice(): afterClientBytes must be an integer >= 0, got ${after}`)
     const n = opts.unspliceAfterServerBytes
     if (n !== undefined && !(Number.isInteger(n) && n >= 0)) throw new SpliceStateError(`session ${this.id}: splice(): unspliceAfterServerBytes must be an integer >= 0, got ${n}`)
+    if (opts.mode === 'ipfwd-shared' && (opts.tap !== undefined || n !== undefined)) {
+      throw new SpliceStateError(`session ${this.id}: splice(): mode 'ipfwd-shared' keeps no per-connection callbacks or state: it cannot ${opts.tap !== undefined ? 'tap' : 'unsplice after n bytes'}; use mode 'ipfwd' or 'fwd'`)
+    }
     const b = this.legs.serverTcp.tcb
     this.spliceServerMark = (b.rcvNxt - b.readableLength) >>> 0
     this.pendingSplice = { at: this.bytes.toClient + after, opts }
@@ -334,6 +354,7 @@ export class ProxySession implements ProxySessionApi {
 
   /** Asks to unsplice a spliced session (back to control mode with two live TCBs). */
   unsplice(): void {
+    if (this.shared && !this.sharedMovable) throw new SpliceStateError(SHARED_NO_UNSPLICE(this.id))
     this.expect('spliced', 'unsplice')
     this.state = 'unsplicing'
     this.host.unsplice(this)

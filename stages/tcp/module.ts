@@ -79,6 +79,20 @@ export interface TcpConnection {
   readonly listener: TcpListener | null
 }
 
+/**
+ * A flow index outside the connection table, consulted when the table misses (before the
+ * listen path): the shared IP/FWD path keeps its spliced connections' 4-tuples in its own
+ * table, so "after a splice the TCP 4-tuple still selects the spliced path" (DESIGN §3)
+ * without a per-connection flow entry.
+ */
+export interface TcpFlowClaim {
+  /**
+   * The path end for an incoming segment of (`src`, `dst`, `ports` = source port << 16 |
+   * destination port) that arrived on interface `ingress`, or null if not this index's.
+   */
+  claim(src: number, dst: number, ports: number, ingress: number): PathEnd | null
+}
+
 /** Options of {@link TcpModule.connect}. */
 export interface TcpConnectOptions {
   /** Local port (default: a free ephemeral port). */
@@ -248,8 +262,11 @@ export class TcpInterceptDemux implements ClassifierNode {
     const dst = get32(b, off + 16)
     const m = this.module
     if (m.interceptorFor(src, dst, get16(b, t + 2)) === undefined) return null
-    const conn = m.flows.get(src, dst, get32(b, t))
+    const ports = get32(b, t)
+    const conn = m.flows.get(src, dst, ports)
     if (conn !== undefined) return conn.end
+    const claimed = m.claimed(src, dst, ports, msg.ingress)
+    if (claimed !== null) return claimed
     if ((b[t + TcpField.FLAGS]! & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) !== TcpFlag.SYN) return null
     return m.interceptEnd(msg.ingress)
   }
@@ -294,15 +311,24 @@ export class TcpFlowDemux implements ClassifierNode {
     // As int32 (`| 0`; FlowTable hashes and compares bit patterns): a uint32 >= 2^31 (a
     // source port >= 32768 in the ports word, a 192.168/16 address) passed to a call is
     // boxed, an allocation per segment.
-    const conn = this.module.flows.get(get32(b, ip + 12) | 0, get32(b, ip + 16) | 0, get32(b, off) | 0)
+    const m = this.module
+    const src = get32(b, ip + 12) | 0
+    const dst = get32(b, ip + 16) | 0
+    const ports = get32(b, off) | 0
+    const conn = m.flows.get(src, dst, ports)
     if (conn !== undefined) return conn.end
-    return this.module.defaultEnd(msg.ingress)
+    if (m.claims.length > 0) {
+      const claimed = m.claimed(src, dst, ports, msg.ingress)
+      if (claimed !== null) return claimed
+    }
+    return m.defaultEnd(msg.ingress)
   }
 
   /** Dumps the flows. */
   describe(indent: string, out: string[]): void {
     out.push(`${indent}${this.name} (${this.module.flows.size} connections)`)
     this.module.flows.forEach(c => out.push(`${indent}  ${c.stage.describe()} -> ${c.end.name}`))
+    if (this.module.claims.length > 0) out.push(`${indent}  then ${this.module.claims.length} flow claim(s) (shared IP/FWD paths' own 4-tuple indexes)`)
     out.push(`${indent}  default -> listen paths (ports ${[...this.module.listeners.keys()].join(', ') || 'none'})`)
   }
 }
@@ -425,6 +451,8 @@ export class TcpModule {
   readonly flows = new FlowTable<TcpConnection>(1024)
   /** Listeners by port. */
   readonly listeners = new Map<number, TcpListener>()
+  /** Flow indexes consulted after {@link TcpModule.flows} misses (see {@link TcpFlowClaim}); change with addClaim/removeClaim. */
+  readonly claims: TcpFlowClaim[] = []
   /** The classifier node hung under IP protocol 6. */
   readonly demux: TcpFlowDemux
   /** Embryonic connection bound per listener. */
@@ -535,7 +563,8 @@ export class TcpModule {
     const up = opts.path !== undefined ? Dir.Backward : Dir.Forward
     const ns = this.host.netStages(remote, IPPROTO_TCP, { df: this.df, up })
     const localPort = opts.localPort ?? this.pickPort(ns.localIp, remote, remotePort)
-    if (this.flows.get(remote, ns.localIp, ((remotePort << 16) | localPort) >>> 0) !== undefined) {
+    const inUse = ((remotePort << 16) | localPort) >>> 0
+    if (this.flows.get(remote, ns.localIp, inUse) !== undefined || this.claimed(remote, ns.localIp, inUse, -1) !== null) {
       throw new ConfigError(`TCP connect: ${localPort} -> ${remotePort} is already in use`)
     }
     const conn = this.createConnection(ns.iface, ns.localIp, remote, localPort, remotePort, null, opts.config, ns.stages, opts.path)
@@ -546,6 +575,27 @@ export class TcpModule {
   /** Points the flow of (`localIp`:`localPort`, `remoteIp`:`remotePort`) at `entry` (the splice engine's retargeting). */
   setFlow(localIp: number, localPort: number, remoteIp: number, remotePort: number, entry: TcpConnection): void {
     this.flows.set(remoteIp >>> 0, localIp >>> 0, ((remotePort << 16) | localPort) >>> 0, entry)
+  }
+
+  /** Adds a flow index consulted after the connection table (the shared IP/FWD path's). */
+  addClaim(c: TcpFlowClaim): void {
+    if (!this.claims.includes(c)) this.claims.push(c)
+  }
+
+  /** Removes a flow index added with {@link TcpModule.addClaim}. */
+  removeClaim(c: TcpFlowClaim): void {
+    const k = this.claims.indexOf(c)
+    if (k >= 0) this.claims.splice(k, 1)
+  }
+
+  /** @internal The end a {@link TcpFlowClaim} gives an incoming segment's 4-tuple, or null. */
+  claimed(src: number, dst: number, ports: number, ingress: number): PathEnd | null {
+    const c = this.claims
+    for (let i = 0; i < c.length; i++) {
+      const e = c[i]!.claim(src, dst, ports, ingress)
+      if (e !== null) return e
+    }
+    return null
   }
 
   /** Removes a flow entry if it is `entry`. */
@@ -709,7 +759,8 @@ export class TcpModule {
     const start = Math.floor(Math.random() * span)
     for (let i = 0; i < span; i++) {
       const p = lo + ((start + i) % span)
-      if (this.flows.get(remote, localIp, ((remotePort << 16) | p) >>> 0) === undefined && !this.listeners.has(p)) return p
+      const key = ((remotePort << 16) | p) >>> 0
+      if (this.flows.get(remote, localIp, key) === undefined && this.claimed(remote, localIp, key, -1) === null && !this.listeners.has(p)) return p
     }
     throw new ConfigError(`TCP connect: no free ephemeral port in ${lo}-${hi} towards ${remotePort}`)
   }

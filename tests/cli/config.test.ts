@@ -43,6 +43,8 @@ const BAD: [string, string, RegExp][] = [
   ['afterBytes on socks5', base('{ "type": "socks5", "port": 1080, "rules": [], "splice": { "afterBytes": 10 } }'), /proxies\[0\]\.splice: \{ "afterBytes": N \} applies to "null" and "transparent" proxies/],
   ['after-control on http', base('{ "type": "http", "port": 80, "routes": [], "splice": "after-control" }'), /proxies\[0\]\.splice: an http proxy has no single control phase/],
   ['http path prefix', base('{ "type": "http", "port": 80, "routes": [{ "pathPrefix": "api", "servers": ["10.0.1.2:80"] }] }'), /proxies\[0\]\.routes\[0\]\.pathPrefix: must start with "\/", got "api"; write "\/api"/],
+  ['ipfwd-shared on http', base('{ "type": "http", "port": 80, "routes": [], "mode": "ipfwd-shared" }'), /^c\.jsonc:7:57: proxies\[0\]\.mode: 'ipfwd-shared' cannot unsplice, and the http proxy unsplices after each response \(HTTP\/1\.1 keep-alive\); use 'ipfwd' or 'fwd'/],
+  ['mode typo', base('{ "type": "null", "port": 80, "server": "10.0.1.2:80", "mode": "ipfwd-share" }'), /proxies\[0\]\.mode: expected one of "fwd", "ipfwd", "ipfwd-shared", got "ipfwd-share"; did you mean "ipfwd-shared"\?/],
   ['layout typo', base('{ "type": "null", "port": 80, "server": "10.0.1.2:80", "layout": "one-path" }'), /proxies\[0\]\.layout: expected one of "1-path", "2-path", got "one-path"/],
   ['transparent without intercept', base('{ "type": "transparent" }'), /^c\.jsonc:7:5: proxies\[0\]: missing "intercept" \(which connections routed through the forwarder to take/],
   ['transparent empty intercept', base('{ "type": "transparent", "intercept": [] }'), /^c\.jsonc:7:43: proxies\[0\]\.intercept: the list is empty; add a rule like/],
@@ -92,6 +94,7 @@ t.test('a full config: defaults, policies, router path, peers', async t => {
       { "type": "null", "port": 80, "server": { "ip": "10.0.1.2", "port": 8080 }, "splice": { "afterBytes": 100 } },
       { "name": "s", "type": "socks5", "port": 1080, "rules": [], "users": { "u": "p" }, "hosts": { "db": "10.0.1.9" }, "splice": "never", "layout": "2-path", "mode": "ipfwd" },
       { "type": "http", "port": 8000, "routes": [{ "host": "*.example", "servers": ["10.0.1.2:80", "10.0.1.3:80"] }], "default": ["10.0.1.4:80"], "allowConnect": true, "connectRules": [{ "action": "allow", "ports": 443 }] },
+      { "name": "sh", "type": "socks5", "port": 1081, "rules": [], "mode": "ipfwd-shared" },
       { "name": "tp", "type": "transparent", "intercept": [{ "dst": "10.0.1.0/24", "ports": [80, 8080], "src": "10.0.0.0/24" }, { "dst": "10.0.2.7", "ports": 22 }], "rules": [{ "action": "allow" }], "splice": { "afterBytes": 10 } },
     ],
     "tcp": { "minRtoMs": 200, "mslMs": 100 },
@@ -105,11 +108,12 @@ t.test('a full config: defaults, policies, router path, peers', async t => {
     ['null-0', 'null', { afterBytes: 100 }, '1-path', 'fwd'],
     ['s', 'socks5', 'never', '2-path', 'ipfwd'],
     ['http-2', 'http', 'proxy', '1-path', 'fwd'],
+    ['sh', 'socks5', 'after-control', '1-path', 'ipfwd-shared'],
     ['tp', 'transparent', { afterBytes: 10 }, '1-path', 'fwd'],
   ])
-  t.equal(cfg.proxies[3]!.port, null, 'a transparent proxy needs no port')
-  t.same(cfg.proxies[3]!.intercept, [{ dst: '10.0.1.0/24', src: '10.0.0.0/24', ports: [80, 8080] }, { dst: '10.0.2.7', ports: [22] }])
-  t.match(cfg.proxies[3]!.summary, /intercepting 10\.0\.1\.0\/24:80,8080 from 10\.0\.0\.0\/24; 10\.0\.2\.7:22, 1 rule/)
+  t.equal(cfg.proxies[4]!.port, null, 'a transparent proxy needs no port')
+  t.same(cfg.proxies[4]!.intercept, [{ dst: '10.0.1.0/24', src: '10.0.0.0/24', ports: [80, 8080] }, { dst: '10.0.2.7', ports: [22] }])
+  t.match(cfg.proxies[4]!.summary, /intercepting 10\.0\.1\.0\/24:80,8080 from 10\.0\.0\.0\/24; 10\.0\.2\.7:22, 1 rule/)
   for (const p of cfg.proxies) t.equal(typeof p.handler().name, 'string', 'handlers build')
   t.same(cfg.tcp, { minRtoMs: 200, mslMs: 100 })
   t.equal(cfg.control, '/tmp/x.sock')

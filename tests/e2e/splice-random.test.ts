@@ -4,7 +4,7 @@ import { lossy, randomScenario, runScenario, type ScenarioOptions } from '../hel
 
 /**
  * Randomized splices end to end (issue 6 "done means"): our TCP at both ends, a proxy
- * that splices at a random moment to FWD or IP/FWD (1-path or 2-path, data buffered in
+ * that splices at a random moment to FWD, IP/FWD or the shared IP/FWD path (1-path or 2-path, data buffered in
  * the proxy and both TCBs), impaired memory wires, option mixes, FIN or RST teardown,
  * virtual time. Each seed must deliver every byte once and in order (digests), complete
  * its splice, leave the forwarder idle, and never stall longer than a few RTOs. A quarter
@@ -41,11 +41,13 @@ function half(name: string, o: ScenarioOptions): void {
     let splicesMs = 0
     let unsplices = 0
     let cycled = 0
+    const byMode: Record<string, number> = {}
     const start = Date.now()
     for (let i = 0; i < SEEDS && failures < 5; i++) {
       const seed = (base + i) >>> 0
       const s = randomScenario(seed, o)
       const r = runScenario(s)
+      byMode[s.mode] = (byMode[s.mode] ?? 0) + 1
       if (r.spliced) {
         spliced++
         splicesMs += r.spliceMs
@@ -67,7 +69,7 @@ function half(name: string, o: ScenarioOptions): void {
     t.equal(failures, 0, `all seeds from ${base} passed`)
     t.ok(spliced > SEEDS / 2, `most runs spliced (${spliced}/${SEEDS}; ${refused} refused as both peers had finished; ${resets} ended by RST)`)
     t.comment(`${SEEDS} seeds in ${Date.now() - start} ms wall; mean splice ${(splicesMs / Math.max(1, spliced)).toFixed(1)} ms virtual; ` +
-      `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO; ${cycled} runs asked to unsplice and resplice, ${unsplices} unsplices`)
+      `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO; ${cycled} runs asked to unsplice and resplice, ${unsplices} unsplices; modes ${JSON.stringify(byMode)}`)
   })
 }
 

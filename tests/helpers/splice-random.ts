@@ -8,7 +8,7 @@ import type { Impairments } from '../../core/impair.js'
 import { parseIPv4 } from '../../core/bytes.js'
 import { Random } from '../../core/random.js'
 import type { ProxyLayout } from '../../paths/proxy/forwarder.js'
-import type { ProxyHandler, ProxySession, ProxySessionApi } from '../../stages/proxy/session.js'
+import type { ProxyHandler, ProxySession, ProxySessionApi, SpliceMode } from '../../stages/proxy/session.js'
 import type { Tcb, TcbConfig } from '../../stages/tcp/tcb.js'
 import { PROXY_A, PROXY_PORT, proxyNet, SERVER, SERVER_PORT } from './proxy-net.js'
 import { Pump, randomTcbConfig, sha } from './tcp-net.js'
@@ -31,7 +31,7 @@ export type Teardown = 'fin' | 'rst-client' | 'rst-server'
 export interface Scenario {
   seed: number
   layout: ProxyLayout
-  mode: 'fwd' | 'ipfwd'
+  mode: SpliceMode
   /** Bytes client to server, server to client. */
   up: number
   down: number
@@ -154,6 +154,10 @@ export function randomScenario(seed: number, o: ScenarioOptions): Scenario {
       s.cycles.push({ unspliceAfterMs: rc.chance(0.3) ? 0 : rc.int(1, 25), respliceAfterMs: rc.chance(0.5) ? 0 : rc.int(1, 25) })
     }
   }
+  // Half the IP/FWD seeds go to the shared IP/FWD path instead (those with cycles unsplice
+  // from a row: the forwarder keeps the wiring, sharedUnsplice); from a third generator, so
+  // every other draw replays as before.
+  if (s.mode === 'ipfwd' && new Random((seed ^ 0x5bd1e995) >>> 0).chance(0.5)) s.mode = 'ipfwd-shared'
   return s
 }
 
@@ -260,7 +264,7 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   const net = proxyNet(handler, {
     seed: s.seed, impair1: s.impair1, impair2: s.impair2, client: s.client, proxy: s.proxy, server: s.server,
     // With a RST teardown, a lost RST may leave the splice without traffic: the idle timer ends it.
-    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
+    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, sharedUnsplice: (s.cycles?.length ?? 0) > 0, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
   })
   // Deterministic ISNs and TSval offsets (ephemeral ports are random), near 2^32 in some
   // seeds so sequence numbers and TSvals wrap during the run.
@@ -315,6 +319,9 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
         else if (s.when === 'mid' && (s.midDir === 'up' ? api.bytes.fromClient : api.bytes.fromServer) >= s.midBytes) requestSplice(api)
         else if (s.when === 'late' && (a.peerFinished || b.peerFinished)) requestSplice(api)
       }
+    }
+    // Unsplice/resplice: a session on the shared IP/FWD path has no wiring while spliced.
+    if (api !== null) {
       const now = net.clock.now()
       const c = s.cycles?.[unsplicesAsked]
       if (c !== undefined && api.state === 'spliced' && splicedAt >= 0 && now >= splicedAt + c.unspliceAfterMs) {
@@ -327,7 +334,9 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
         api.splice({ mode: s.mode })
       }
     }
-    if (s.teardown !== 'fin' && aborted === null && w !== undefined && w.fwd !== null) {
+    // The splice began: a FWD stage in the wiring, or (ipfwd-shared) no wiring left at all.
+    const begun = (w !== undefined && w.fwd !== null) || (api !== null && api.state === 'spliced')
+    if (s.teardown !== 'fin' && aborted === null && begun) {
       // Once the splice began, and while the peer still has unacknowledged data: it keeps
       // retransmitting until it hears the reset, even if the RST itself is lost.
       const sv = server as Pump | null

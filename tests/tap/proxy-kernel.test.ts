@@ -5,7 +5,8 @@
 //      then N MB up through the splice; digests on both ends, splice counters, FWD carried
 //      the rest, the spliced connection ends by FIN through FWD
 //   2. curl through the plug gateway (spliced mid-transfer) and through SOCKS5 (spliced after
-//      its reply; and a 100 MB download spliced mid-transfer to FWD and to IP/FWD)
+//      its reply; and a 100 MB download spliced mid-transfer to FWD, to IP/FWD and to the
+//      shared IP/FWD path)
 //   3. iperf3 through spliced connections (control and data), both directions
 //   4. tshark on both legs: checksums, no ack_lost_segment, the server's sequence numbers
 //      continuous across the splice, one constant seq offset between legs per direction;
@@ -277,7 +278,8 @@ function curlTests(): void {
     xorshiftFill({ x: 0x7654321 }, big)
     writeFileSync(join(dir, 'big'), big)
     const wantBig = createHash('sha256').update(big).digest('hex')
-    for (const [mode, port] of [['fwd', 1082], ['ipfwd', 1083]] as const) {
+    // ipfwd-shared: step 4 moves the connection into a row of the forwarder's shared IP/FWD path.
+    for (const [mode, port] of [['fwd', 1082], ['ipfwd', 1083], ['ipfwd-shared', 1084]] as const) {
       await t.test(`curl --socks5 downloads ${SOCKS_MB} MB through socks5Proxy, spliced mid-transfer to ${mode}`, async t => {
         const socks: ProxyHandler = socks5Proxy({ rules: [{ action: 'allow', dst: '10.77.2.0/24' }], splice: false })
         let request = null as ReturnType<typeof spliceAfter> | null
@@ -298,6 +300,12 @@ function curlTests(): void {
         t.equal(fw.stats.splices, 1, 'spliced once')
         t.equal(fw.stats.spliceFailures, 0, 'no splice failures')
         t.equal(closed, 'fin', 'the session ended by FIN')
+        if (mode === 'ipfwd-shared') {
+          const sp = [...fw.sharedPaths.values()]
+          t.equal(sp.length, 1, 'one shared IP/FWD path')
+          t.equal(sp[0]!.stage.rows, 0, 'its row was freed')
+          t.ok((sp[0]!.stage.stats().extra.bytesBA as number) > bigSize / 2, `the shared path carried the rest of the download (${String(sp[0]!.stage.stats().extra.bytesBA)} bytes)`)
+        }
         t.comment(`curl --socks5, ${mode}: ${(r.speed / 2 ** 20).toFixed(1)} MiB/s, splice took ${fw.stats.spliceMsTotal.toFixed(1)} ms`)
       })
     }

@@ -745,6 +745,9 @@ export function httpProxy(opts: HttpProxyOptions): ProxyHandler {
   })
   const fallback = opts.default === undefined ? null : compilePool(opts.default, 'httpProxy: default')
   const doSplice = opts.splice ?? true
+  if ((opts.mode as string | undefined) === 'ipfwd-shared') {
+    throw new ConfigError("httpProxy: mode 'ipfwd-shared' cannot unsplice, and HTTP/1.1 keep-alive unsplices after each response to read the next request; use mode 'ipfwd' or 'fwd'")
+  }
   const base: SpliceOptions = opts.mode === undefined ? {} : { mode: opts.mode }
   const allowConnect = opts.allowConnect ?? false
   const connectAllow = opts.connectAllow ?? (() => false)

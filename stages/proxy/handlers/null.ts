@@ -15,7 +15,7 @@
  * say why. A splice the forwarder cannot carry out falls back to relaying.
  * @module
  */
-import type { ProxyHandler } from '../session.js'
+import type { ProxyHandler, SpliceMode } from '../session.js'
 import { ipv4Option, portOption, splicePolicy } from './options.js'
 
 /** When a {@link nullProxy} splices: never (relay only), as soon as connected, or after the server's first bytes. */
@@ -36,7 +36,7 @@ export interface NullProxyOptions {
   /** When to splice (default 'immediately'). */
   splice?: NullSplice
   /** The final stage of the splice (default: the forwarder's). */
-  mode?: 'fwd' | 'ipfwd'
+  mode?: SpliceMode
 }
 
 /** Per-session key in `s.data`: bytes seen from the server so far (`afterBytes` mode). */

@@ -6,7 +6,7 @@
  */
 import { parseIPv4 } from '../../../core/bytes.js'
 import { ConfigError } from '../../../core/errors.js'
-import type { ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import type { ProxyHandler, ProxySessionApi, SpliceMode, SpliceOptions } from '../session.js'
 import type { NullSplice } from './null.js'
 
 /** An IPv4 option (dotted text or u32) as a u32; throws a ConfigError naming `what`. */
@@ -38,7 +38,7 @@ export type SplicePolicy = Pick<ProxyHandler, 'onServerOpen' | 'onServerData'>
  * proxy still holds; from then on the session relays by itself). Throws a ConfigError
  * naming `what` on a bad `splice`.
  */
-export function splicePolicy(splice: NullSplice | undefined, mode: 'fwd' | 'ipfwd' | undefined, what: string, key: string): SplicePolicy {
+export function splicePolicy(splice: NullSplice | undefined, mode: SpliceMode | undefined, what: string, key: string): SplicePolicy {
   const when = splice ?? 'immediately'
   const after = typeof when === 'object' && when !== null ? when.afterBytes : null
   if ((typeof when !== 'object' || when === null) && when !== 'never' && when !== 'immediately') {

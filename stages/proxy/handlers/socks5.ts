@@ -50,7 +50,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { formatIPv4, parseIPv4 } from '../../../core/bytes.js'
 import { ConfigError } from '../../../core/errors.js'
-import type { BoundAddress, ProxyHandler, ProxySessionApi, SpliceOptions } from '../session.js'
+import type { BoundAddress, ProxyHandler, ProxySessionApi, SpliceMode, SpliceOptions } from '../session.js'
 import { MSOCKS_CMD_BIND, MSOCKS_CMD_CONNECT, MSOCKS_CMD_RECONNECT, MsocksRep, buildReconnectReply, parseReconnect, type MsocksService } from './msocks.js'
 
 // ------------------------------------------------------------------ protocol constants
@@ -527,7 +527,7 @@ export interface Socks5Options {
   /** Splice after the success reply (default true); false relays through both TCPs. */
   splice?: boolean
   /** The final stage of the splice (default: the forwarder's). */
-  mode?: 'fwd' | 'ipfwd'
+  mode?: SpliceMode
   /** Receives structured events. */
   onLog?: (event: Socks5LogEvent) => void
   /**
@@ -581,6 +581,9 @@ export function socks5Proxy(opts: Socks5Options): ProxyHandler {
   const bindOn = opts.bind ?? false
   const bindTimeoutMs = opts.bindTimeoutMs ?? SOCKS5_BIND_TIMEOUT_MS
   if (!(Number.isFinite(bindTimeoutMs) && bindTimeoutMs > 0)) throw new ConfigError(`socks5Proxy: bindTimeoutMs must be a number > 0 (ms), got ${String(opts.bindTimeoutMs)}`)
+  if (msocks !== null && opts.mode === 'ipfwd-shared') {
+    throw new ConfigError("socks5Proxy: mode 'ipfwd-shared' cannot move a spliced session, and MSOCKS RECONNECT does; use mode 'fwd' or 'ipfwd' with msocks")
+  }
 
   const state = (s: ProxySessionApi): Socks5State => {
     let st = s.data[KEY] as Socks5State | undefined

@@ -19,7 +19,7 @@
  * @module
  */
 import { ConfigError } from '../../../core/errors.js'
-import type { ProxyHandler } from '../session.js'
+import type { ProxyHandler, SpliceMode } from '../session.js'
 import { splicePolicy } from './options.js'
 import type { NullSplice } from './null.js'
 import { compileRules, type Socks5Rule, type Socks5RuleMatcher } from './socks5.js'
@@ -29,7 +29,7 @@ export interface TransparentProxyOptions {
   /** When to splice (default 'immediately'): never, once connected, or after the server's first `afterBytes` bytes. */
   splice?: NullSplice
   /** The final stage of the splice (default: the forwarder's). */
-  mode?: 'fwd' | 'ipfwd'
+  mode?: SpliceMode
   /**
    * Allow/deny rules on the original destination (first match wins, no match denies; the
    * `user` field never matches: there is no authentication). Default: allow every
