@@ -267,7 +267,15 @@ export class PreliminaryFwdStage extends FwdStage {
       set32(buf, out + TcpField.SEQ, toMax)
       refill(buf, out, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     }
-    if ((flags & TcpFlag.RST) !== 0 && seqGe(seq, toView.right)) {
+    if ((flags & TcpFlag.RST) !== 0 && d.finSeen && seq === seqAdd(d.finSeq, d.seqOffset) && toView.ack === seqAdd(seq, 1)) {
+      // A RST at the sequence number of the FIN forwarded for its sender, which the
+      // receiver acknowledged: one below its RCV.NXT, so it would be dropped silently (RFC
+      // 5961 §3.2). A peer answering an old TCB's segment takes that segment's ACK as its
+      // RST's seq (RFC 9293 §3.10.7.1), and a draining TCB's ACK may predate the FIN. Only
+      // this one value is moved (to the exact RCV.NXT): no other RST gets easier to forge.
+      set32(buf, out + TcpField.SEQ, toView.ack)
+      refill(buf, out, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
+    } else if ((flags & TcpFlag.RST) !== 0 && seqGe(seq, toView.right)) {
       // Beyond the receiver's window (data before it is held here): it would drop the RST
       // silently (RFC 5961 §3.2). Just inside, it draws a challenge ACK, which the torn
       // down splice answers with an exact RST from the host.
