@@ -5,7 +5,8 @@
  * @module
  */
 
-function mix(a: number, b: number, c: number): number {
+/** The hash of a three-word key (a Murmur3-style finalizer); int32, for masking. */
+export function mix(a: number, b: number, c: number): number {
   // Murmur3-style finalizer over the three words.
   let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b)
   h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35)

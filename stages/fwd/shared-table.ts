@@ -17,6 +17,7 @@
  * per lookup; growing allocates new arrays (amortized O(1) per insert).
  * @module
  */
+import { mix } from '../../core/flow-table.js'
 import { FwdDirection, type TsMode } from './rewrite.js'
 
 /** Word offsets inside one direction's block of a row. */
@@ -90,15 +91,6 @@ export const RowState = {
   REVERSED: 4,
 } as const
 
-function mix(a: number, b: number, c: number): number {
-  // The flow table's Murmur3-style finalizer (core/flow-table.ts), over the three key words.
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b)
-  h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35)
-  h = Math.imul(h ^ (h >>> 16) ^ c, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  return (h ^ (h >>> 16)) >>> 0
-}
 
 /** Smallest row capacity. */
 const MIN_ROWS = 16
