@@ -262,11 +262,8 @@ export class TcpInterceptDemux implements ClassifierNode {
     const dst = get32(b, off + 16)
     const m = this.module
     if (m.interceptorFor(src, dst, get16(b, t + 2)) === undefined) return null
-    const ports = get32(b, t)
-    const conn = m.flows.get(src, dst, ports)
-    if (conn !== undefined) return conn.end
-    const claimed = m.claimed(src, dst, ports, msg.ingress)
-    if (claimed !== null) return claimed
+    const end = m.connectionEnd(src | 0, dst | 0, get32(b, t) | 0, msg.ingress)
+    if (end !== null) return end
     if ((b[t + TcpField.FLAGS]! & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) !== TcpFlag.SYN) return null
     return m.interceptEnd(msg.ingress)
   }
@@ -308,20 +305,8 @@ export class TcpFlowDemux implements ClassifierNode {
     if (msg.end - off < TcpField.HEADER_LEN) return null
     const ip = ipHeaderBefore(b, off)
     if (ip < 0) return null
-    // As int32 (`| 0`; FlowTable hashes and compares bit patterns): a uint32 >= 2^31 (a
-    // source port >= 32768 in the ports word, a 192.168/16 address) passed to a call is
-    // boxed, an allocation per segment.
     const m = this.module
-    const src = get32(b, ip + 12) | 0
-    const dst = get32(b, ip + 16) | 0
-    const ports = get32(b, off) | 0
-    const conn = m.flows.get(src, dst, ports)
-    if (conn !== undefined) return conn.end
-    if (m.claims.length > 0) {
-      const claimed = m.claimed(src, dst, ports, msg.ingress)
-      if (claimed !== null) return claimed
-    }
-    return m.defaultEnd(msg.ingress)
+    return m.connectionEnd(get32(b, ip + 12) | 0, get32(b, ip + 16) | 0, get32(b, off) | 0, msg.ingress) ?? m.defaultEnd(msg.ingress)
   }
 
   /** Dumps the flows. */
@@ -564,7 +549,7 @@ export class TcpModule {
     const ns = this.host.netStages(remote, IPPROTO_TCP, { df: this.df, up })
     const localPort = opts.localPort ?? this.pickPort(ns.localIp, remote, remotePort)
     const inUse = ((remotePort << 16) | localPort) >>> 0
-    if (this.flows.get(remote, ns.localIp, inUse) !== undefined || this.claimed(remote, ns.localIp, inUse, -1) !== null) {
+    if (this.inUse(remote, ns.localIp, inUse)) {
       throw new ConfigError(`TCP connect: ${localPort} -> ${remotePort} is already in use`)
     }
     const conn = this.createConnection(ns.iface, ns.localIp, remote, localPort, remotePort, null, opts.config, ns.stages, opts.path)
@@ -586,6 +571,25 @@ export class TcpModule {
   removeClaim(c: TcpFlowClaim): void {
     const k = this.claims.indexOf(c)
     if (k >= 0) this.claims.splice(k, 1)
+  }
+
+  /**
+   * @internal The path end of the connection an incoming segment's 4-tuple names: its flow
+   * entry, else a {@link TcpFlowClaim} (a shared IP/FWD path), else null. Per segment:
+   * pass the words as int32 (`| 0`; the tables hash and compare bit patterns), since a
+   * uint32 >= 2^31 (a source port >= 32768 in the ports word, a 192.168/16 address)
+   * passed to a call is boxed, an allocation per segment.
+   */
+  connectionEnd(src: number, dst: number, ports: number, ingress: number): PathEnd | null {
+    const conn = this.flows.get(src, dst, ports)
+    if (conn !== undefined) return conn.end
+    return this.claims.length > 0 ? this.claimed(src, dst, ports, ingress) : null
+  }
+
+  /** @internal True if the 4-tuple (as an incoming segment carries it) has a connection: a flow entry or a claim. */
+  inUse(src: number, dst: number, ports: number): boolean {
+    // Off the fast path (connect, port picks): uint32 words are fine here.
+    return this.connectionEnd(src, dst, ports, -1) !== null
   }
 
   /** @internal The end a {@link TcpFlowClaim} gives an incoming segment's 4-tuple, or null. */
@@ -760,7 +764,7 @@ export class TcpModule {
     for (let i = 0; i < span; i++) {
       const p = lo + ((start + i) % span)
       const key = ((remotePort << 16) | p) >>> 0
-      if (this.flows.get(remote, localIp, key) === undefined && this.claimed(remote, localIp, key, -1) === null && !this.listeners.has(p)) return p
+      if (!this.inUse(remote, localIp, key) && !this.listeners.has(p)) return p
     }
     throw new ConfigError(`TCP connect: no free ephemeral port in ${lo}-${hi} towards ${remotePort}`)
   }
