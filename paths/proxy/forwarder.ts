@@ -376,16 +376,22 @@ export class ProxyForwarder implements ProxyHost {
     tcp.tcb.ownerEvents = { closed: () => this.legClosed(w, side) }
   }
 
-  /** ProxyHost: opens connection B in the session's layout. */
-  connectServer(s: ProxySession, ip: number, port: number): void {
-    const w = this.wiring(s)
-    const a = w.a.stage.tcb
+  /** Connection B's TCB configuration: the forwarder's, with A's options when `mirrorOptions`. */
+  private serverTcbConfig(w: Wiring): TcbConfig {
     const cfg: TcbConfig = { ...this.tcbConfig }
     if (this.mirrorOptions) {
+      const a = w.a.stage.tcb
       cfg.sack = a.sackOk
       cfg.timestamps = a.tsOk
       cfg.mss = Math.min(cfg.mss ?? 65495, a.peerMss)
     }
+    return cfg
+  }
+
+  /** ProxyHost: opens connection B in the session's layout. */
+  connectServer(s: ProxySession, ip: number, port: number): void {
+    const w = this.wiring(s)
+    const cfg = this.serverTcbConfig(w)
     let conn: TcpConnection
     try {
       conn = this.tcp.connect(ip, port, { config: cfg, ...(w.layout === '1-path' ? { path: w.pathA } : {}) })
@@ -410,13 +416,7 @@ export class ProxyForwarder implements ProxyHost {
     if (route === undefined) throw new ConfigError(`proxy: acceptFrom(${ip >>> 0}): no route to the expected server; add an interface or route towards it`)
     const localIp = route.iface.address
     const port = this.tcp.freePort(localIp)
-    const a = w.a.stage.tcb
-    const cfg: TcbConfig = { ...this.tcbConfig }
-    if (this.mirrorOptions) {
-      cfg.sack = a.sackOk
-      cfg.timestamps = a.tsOk
-      cfg.mss = Math.min(cfg.mss ?? 65495, a.peerMss)
-    }
+    const cfg = this.serverTcbConfig(w)
     const listener = this.tcp.listen(port, () => {}, cfg, {
       filter: (src, _sport, dst) => {
         const ok = src === ip && dst === localIp

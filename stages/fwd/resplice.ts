@@ -22,7 +22,7 @@
  */
 import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, pseudoHeaderSum } from '../../core/checksum.js'
-import { allocMsg, checksumVouched, type Msg } from '../../core/msg.js'
+import { checksumVouched, type Msg } from '../../core/msg.js'
 import { seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, type Dir as DirT } from '../../core/stage.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -165,10 +165,7 @@ export class RespliceFwdStage extends FwdStage {
       this.forward(msg, Dir.Forward, tcp)
       return true
     }
-    const ack = allocMsg(hlen)
-    ack.buf.set(buf.subarray(tcp, tcp + hlen), ack.off)
-    ack.end = ack.off + hlen
-    ack.vnet = msg.vnet
+    const ack = copySegment(msg, tcp, tcp + hlen)
     set32(ack.buf, ack.off + TcpField.SEQ, this.clampUntil)
     refill(ack.buf, ack.off, ack.end, d.outSrcIp, d.outDstIp, ack.vnet)
     this.rewriteAcks++

@@ -55,12 +55,17 @@ export function refill(buf: Uint8Array, tcp: number, end: number, src: number, d
   set16(buf, tcp + TcpField.CHECKSUM, checksum(buf, tcp, len, pseudoHeaderSum(src, dst, 6, len)))
 }
 
-/** A copy of the segment at `msg.buf[tcp..end)` for an old TCB (it consumes it; `msg` goes on). */
-export function copySegment(msg: Msg, tcp: number): Msg {
-  const n = msg.end - tcp
+/**
+ * A copy of the segment at `msg.buf[tcp..end)` (by default to `msg.end`; the header's end
+ * for a pure-ACK copy) for an old TCB or to send apart; `msg` goes on.
+ */
+export function copySegment(msg: Msg, tcp: number, end = msg.end): Msg {
+  const n = end - tcp
   const copy = allocMsg(n)
-  copy.buf.set(msg.buf.subarray(tcp, msg.end), copy.off)
+  copy.buf.set(msg.buf.subarray(tcp, end), copy.off)
   copy.end = copy.off + n
-  copy.vnet = msg.vnet
+  const v = msg.vnet
+  // A shortened copy is no GSO super-frame, whatever the original was.
+  copy.vnet = v !== null && v.gsoType !== 0 && end !== msg.end ? { ...v, gsoType: 0, gsoSize: 0 } : v
   return copy
 }
