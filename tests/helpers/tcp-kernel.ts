@@ -2,6 +2,7 @@
  * Our TCP host on a TAP device facing a kernel namespace (real time), plus the small
  * kernel-side programs the interop tests run with `node` inside the namespace.
  */
+import { createHash } from 'node:crypto'
 import { Scheduler } from '../../core/scheduler.js'
 import { Netns, TapDevice } from '../../drivers/tap/index.js'
 import { Host } from '../../paths/host.js'
@@ -67,6 +68,25 @@ export function xorshiftFill(state: { x: number }, out: Uint8Array): void {
     out.set(tail.subarray(0, out.length - i), i)
   }
   state.x = x
+}
+
+const digests = new Map<string, string>()
+/** SHA-256 (hex) of the first `n` bytes of the xorshift stream from `seed`: what the kernel-side programs send (memoized). */
+export function xorshiftDigest(seed: number, n: number): string {
+  const key = `${seed}/${n}`
+  let d = digests.get(key)
+  if (d === undefined) {
+    const h = createHash('sha256')
+    const st = { x: seed | 0 }
+    const chunk = new Uint8Array(1 << 16)
+    for (let left = n; left > 0; left -= chunk.length) {
+      xorshiftFill(st, chunk)
+      h.update(left >= chunk.length ? chunk : chunk.subarray(0, left))
+    }
+    d = h.digest('hex')
+    digests.set(key, d)
+  }
+  return d
 }
 
 /** Seed of the data flowing back (server to client) in the kernel tests. */

@@ -32,7 +32,7 @@ import {
   BANNER_CLIENT, BANNER_SERVER, CLIENT, DOWN_SEED, DUPLEX_CLIENT, DUPLEX_SERVER, NODE_HTTP_SERVER, PROXY_A, PROXY_B, SERVER, UP_SEED,
   plugGateway, proxyKernelNet, spliceAfter, supervise, type DuplexReport, type ProxyKernelNet,
 } from '../helpers/proxy-kernel.js'
-import { xorshiftFill } from '../helpers/tcp-kernel.js'
+import { xorshiftDigest, xorshiftFill } from '../helpers/tcp-kernel.js'
 
 const MB = Number(process.env.PROXY_KERNEL_MB ?? 20)
 /** Size of the SOCKS5 download spliced mid-transfer (PROXY_KERNEL_SOCKS_MB, default 100). */
@@ -52,24 +52,6 @@ const unavailable = netAdminUnavailable() ?? (!(MB > 0) ? `PROXY_KERNEL_MB=${pro
 /** A test's skip reason when a tool it needs is not installed (false: run it). */
 const need = (tool: string): string | false => (haveTool(tool) ? false : `${tool} is not installed`)
 
-/** SHA-256 of `n` xorshift bytes from `seed`: what the kernel programs send. */
-const expected = new Map<string, string>()
-function xorshiftDigest(seed: number, n: number): string {
-  const key = `${seed}/${n}`
-  let d = expected.get(key)
-  if (d === undefined) {
-    const h = createHash('sha256')
-    const st = { x: seed | 0 }
-    const chunk = new Uint8Array(1 << 16)
-    for (let left = n; left > 0; left -= chunk.length) {
-      xorshiftFill(st, chunk)
-      h.update(left >= chunk.length ? chunk : chunk.subarray(0, left))
-    }
-    d = h.digest('hex')
-    expected.set(key, d)
-  }
-  return d
-}
 
 const mbps = (bytes: number, ms: number): string => `${(bytes / 2 ** 20 / (ms / 1000)).toFixed(1)} MiB/s`
 

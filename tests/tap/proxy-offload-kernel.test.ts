@@ -12,7 +12,6 @@
 //   3. iperf3 -t 2 through the spliced IP/FWD path
 // Namespaces are named pvo*-<pid>-<n> and deleted in teardown.
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { checksum, fold, pseudoHeaderSum } from '../../core/checksum.js'
 import { get16, get32 } from '../../core/bytes.js'
 import type { Msg } from '../../core/msg.js'
@@ -23,22 +22,12 @@ import {
   CLIENT, DOWN_SEED, DUPLEX_CLIENT, DUPLEX_SERVER, PROXY_A, SERVER, UP_SEED,
   plugGateway, proxyKernelNet, spliceAfter, supervise, type DuplexReport,
 } from '../helpers/proxy-kernel.js'
-import { xorshiftFill } from '../helpers/tcp-kernel.js'
+import { xorshiftDigest } from '../helpers/tcp-kernel.js'
 
 const N = 4 * 2 ** 20
 const LIMIT_MS = 30_000
 const unavailable = netAdminUnavailable()
 
-function xorshiftDigest(seed: number, n: number): string {
-  const h = createHash('sha256')
-  const st = { x: seed | 0 }
-  const chunk = new Uint8Array(1 << 16)
-  for (let left = n; left > 0; left -= chunk.length) {
-    xorshiftFill(st, chunk)
-    h.update(left >= chunk.length ? chunk : chunk.subarray(0, left))
-  }
-  return h.digest('hex')
-}
 
 /** What the frames we wrote to a TAP looked like. */
 interface TxAudit { tcp: number; full: number; partial: number; gso: number; bad: string[]; rxGso: number; maxGso: number }
