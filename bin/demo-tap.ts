@@ -20,7 +20,7 @@ import { ProxyForwarder } from '../paths/proxy/forwarder.js'
 import type { ProxySessionApi } from '../stages/proxy/session.js'
 import { TcpModule } from '../stages/tcp/module.js'
 import { DEMO_CONFIGS, type DemoConfig, type TransferResult } from './demo-net.js'
-import { printPaths, printTable, progressBar, toRows, type DemoOptions, type DemoSummary } from './demo.js'
+import { progressBar, report, type DemoOptions } from './demo.js'
 import { DOWN_SEED, DUPLEX_CLIENT, DUPLEX_SERVER, type DuplexReport } from './kernel-programs.js'
 
 const NET = { client: '10.76.1.2', middleA: '10.76.1.1', middleB: '10.76.2.1', server: '10.76.2.2', port: 5201, proxyPort: 1080 } as const
@@ -184,16 +184,9 @@ export async function runTapDemo(opts: DemoOptions): Promise<boolean> {
     }
     results.push(best!)
   }
-  const rows = toRows(results, name => DEMO_CONFIGS.find(c => c.name === name)?.stages ?? '')
-  const ok = rows.every(r => r.digestsOk)
-  if (opts.json) {
-    const summary: DemoSummary = { seed, ok, network: 'tap', configurations: rows }
-    console.log(JSON.stringify(summary))
-    return ok
-  }
-  printTable(rows, 'ms')
-  printPaths(rows.filter(r => r.splicedAtByte !== null))
-  console.log('segments/s counts frames on both TAP devices per wall-clock second; the kernel ends run in the same 2-core machine.')
-  console.log(ok ? 'all digests match both ways' : 'FAILED: a digest did not match (see the table)')
-  return ok
+  return report(results, {
+    seed, network: 'tap', json: opts.json, spliceUnit: 'ms',
+    note: 'segments/s counts frames on both TAP devices per wall-clock second; the kernel ends run in the same 2-core machine.',
+    okLine: 'all digests match both ways',
+  })
 }

@@ -149,17 +149,41 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       }
     }
   }
-  const results = DEMO_CONFIGS.map(c => best.get(c.name)!)
+  return report(DEMO_CONFIGS.map(c => best.get(c.name)!), {
+    seed, network: 'memory', json: opts.json, spliceUnit: 'ms (virtual)',
+    note: 'segments/s is wall-clock work of the whole network (both end hosts run our TCP too), best of the runs.',
+    okLine: 'all digests match both ways: nothing lost, duplicated or reordered across the splices',
+  })
+}
+
+/** How {@link report} labels one demo's outcome. */
+export interface ReportOptions {
+  /** The seed the run used (reported in the JSON). */
+  seed: number
+  /** Which network ran the transfers. */
+  network: DemoSummary['network']
+  /** One JSON summary on stdout instead of the table. */
+  json: boolean
+  /** The unit of the splice-time column. */
+  spliceUnit: string
+  /** The line under the table saying what segments/s counts. */
+  note: string
+  /** The last line when every digest matched. */
+  okLine: string
+}
+
+/** Prints a demo's results (the table and the spliced paths, or the JSON summary); true if every digest matched. */
+export function report(results: readonly TransferResult[], o: ReportOptions): boolean {
   const rows = toRows(results, name => DEMO_CONFIGS.find(c => c.name === name)?.stages ?? '')
   const ok = rows.every(r => r.digestsOk)
-  if (opts.json) {
-    const summary: DemoSummary = { seed, ok, network: 'memory', configurations: rows }
+  if (o.json) {
+    const summary: DemoSummary = { seed: o.seed, ok, network: o.network, configurations: rows }
     console.log(JSON.stringify(summary))
     return ok
   }
-  printTable(rows, 'ms (virtual)')
+  printTable(rows, o.spliceUnit)
   printPaths(rows.filter(r => r.splicedAtByte !== null))
-  console.log('segments/s is wall-clock work of the whole network (both end hosts run our TCP too), best of the runs.')
-  console.log(ok ? 'all digests match both ways: nothing lost, duplicated or reordered across the splices' : 'FAILED: a digest did not match (see the table)')
+  console.log(o.note)
+  console.log(ok ? o.okLine : 'FAILED: a digest did not match (see the table)')
   return ok
 }
