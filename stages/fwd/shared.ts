@@ -166,7 +166,8 @@ export class SharedIpFwdStage extends Stage {
     const ihl = (b[ip]! & 0xf) << 2
     if (ihl < 20 || ip + ihl > msg.end) return this.drop(msg, 'bad-ip-header')
     if (ip + ihl + 4 > msg.end) return this.drop(msg, 'truncated')
-    const e = this.table.lookup(get32(b, ip + 12), get32(b, ip + 16), get32(b, ip + ihl))
+    // As int32: a uint32 >= 2^31 passed to a call is boxed (an allocation per segment).
+    const e = this.table.lookup(get32(b, ip + 12) | 0, get32(b, ip + 16) | 0, get32(b, ip + ihl) | 0)
     if (e < 0) return this.drop(msg, 'closed')
     const row = e >> 1
     const d = e & 1

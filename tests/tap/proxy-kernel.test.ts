@@ -334,13 +334,18 @@ interface Seg {
   key: string
 }
 
-async function segments(file: string): Promise<Seg[]> {
-  const fields = ['frame.time_epoch', 'ip.src', 'tcp.srcport', 'tcp.seq_raw', 'tcp.len', 'tcp.checksum.status', 'ip.checksum.status', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.lost_segment', 'tcp.payload']
-  const args = ['-r', file, '-n', '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.analyze_sequence_numbers:TRUE', '-o', 'tcp.desegment_tcp_streams:FALSE', '-Y', 'tcp', '-T', 'fields', '-E', 'occurrence=f']
+/** The TCP packets of a capture as rows of `fields` (tshark -T fields, no reassembly), with extra tshark options. */
+async function tsharkFields(file: string, fields: readonly string[], options: readonly string[]): Promise<string[][]> {
+  const args = ['-r', file, '-n', '-o', 'tcp.desegment_tcp_streams:FALSE', ...options, '-Y', 'tcp', '-T', 'fields']
   for (const f of fields) args.push('-e', f)
   const { stdout } = await run('tshark', args, { timeoutMs: 90_000 })
-  return stdout.split('\n').filter(Boolean).map(l => {
-    const [time, src, sport, seq, len, tcpCk, ipCk, ackLost, lost, payload] = l.split('\t')
+  return stdout.split('\n').filter(Boolean).map(l => l.split('\t'))
+}
+
+async function segments(file: string): Promise<Seg[]> {
+  const fields = ['frame.time_epoch', 'ip.src', 'tcp.srcport', 'tcp.seq_raw', 'tcp.len', 'tcp.checksum.status', 'ip.checksum.status', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.lost_segment', 'tcp.payload']
+  const rows = await tsharkFields(file, fields, ['-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.analyze_sequence_numbers:TRUE', '-E', 'occurrence=f'])
+  return rows.map(([time, src, sport, seq, len, tcpCk, ipCk, ackLost, lost, payload]) => {
     return {
       time: Number(time) * 1000, src: src!, sport: Number(sport), seq: Number(seq), len: Number(len), tcpCk: tcpCk!, ipCk: ipCk!,
       ackLost: ackLost !== '', lost: lost !== '', key: `${len}:${(payload ?? '').slice(0, 48)}`,
@@ -497,12 +502,9 @@ interface TsSackSeg {
 
 async function tsSackSegments(file: string): Promise<TsSackSeg[]> {
   const fields = ['frame.time_epoch', 'ip.src', 'tcp.flags.syn', 'tcp.flags.fin', 'tcp.flags.ack', 'tcp.seq_raw', 'tcp.len', 'tcp.ack_raw', 'tcp.options.timestamp.tsval', 'tcp.options.timestamp.tsecr', 'tcp.options.sack_le', 'tcp.options.sack_re']
-  const args = ['-r', file, '-n', '-o', 'tcp.relative_sequence_numbers:FALSE', '-o', 'tcp.desegment_tcp_streams:FALSE', '-Y', 'tcp', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,']
-  for (const f of fields) args.push('-e', f)
-  const { stdout } = await run('tshark', args, { timeoutMs: 90_000 })
+  const rows = await tsharkFields(file, fields, ['-o', 'tcp.relative_sequence_numbers:FALSE', '-E', 'occurrence=a', '-E', 'aggregator=,'])
   const num = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v.split(',')[0]) >>> 0)
-  return stdout.split('\n').filter(Boolean).map(l => {
-    const [time, src, syn, fin, ack, seq, len, ackRaw, tsval, tsecr, le, re] = l.split('\t')
+  return rows.map(([time, src, syn, fin, ack, seq, len, ackRaw, tsval, tsecr, le, re]) => {
     const les = le ? le.split(',').map(Number) : []
     const res = re ? re.split(',').map(Number) : []
     const s0 = Number(seq) >>> 0
