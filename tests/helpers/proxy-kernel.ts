@@ -8,7 +8,7 @@
  * only live in the namespaces and in our user-space host, so several of these networks
  * can exist at once. Plus the kernel-side programs of the proxy tests (run with `node -e`).
  */
-import { parseIPv4 } from '../../core/bytes.js'
+import { get16, parseIPv4 } from '../../core/bytes.js'
 import type { Device, ReceiveHandler } from '../../core/device.js'
 import type { Msg } from '../../core/msg.js'
 import { Random } from '../../core/random.js'
@@ -114,9 +114,9 @@ function rxLossDevice(d: TapDevice, rate: number, rng: Random, lost: Record<stri
           const e = m.off
           // Ethernet (no VLAN) + IPv4 + TCP with payload (the virtio-net header, if any, is kept apart in m.vnet).
           const ip = e + 14
-          if (m.end - ip >= 40 && b[e + 12] === 0x08 && b[e + 13] === 0 && b[ip + 9] === 6) {
+          if (m.end - ip >= 40 && get16(b, e + 12) === 0x0800 && b[ip + 9] === 6) {
             const ihl = (b[ip]! & 0xf) << 2
-            const total = (b[ip + 2]! << 8) | b[ip + 3]!
+            const total = get16(b, ip + 2)
             const thl = (b[ip + ihl + 12]! >>> 4) << 2
             if (total - ihl - thl > 0 && rng.chance(rate)) {
               lost[d.name]!++
