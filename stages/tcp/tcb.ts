@@ -1514,7 +1514,12 @@ export class Tcb {
     // RFC 3042 limited transmit: each of the first two duplicate ACKs lets one more new
     // segment out (cwnd itself unchanged), so small windows still reach three duplicates.
     const limited = !this.inRecovery && this.dupAcks > 0 && this.dupAcks < DUP_THRESH && this.sndNxt === this.sndMax ? this.dupAcks * this.sndMss : 0
-    const wnd = Math.min(this.sndWnd, this.cwnd + limited)
+    // Drain mode (Scout splice step 3): what is buffered is the head of a stream whose rest
+    // the forwarder already sends on, unpaced by this TCB. Held back by the congestion
+    // window it would only be a hole at the receiver, whose duplicate ACKs (caused by the
+    // forwarded data) look like loss: first transmissions go out as the peer's window
+    // allows. Retransmissions keep the congestion window's pace.
+    const wnd = this.drainMode && this.sndNxt === this.sndMax ? this.sndWnd : Math.min(this.sndWnd, this.cwnd + limited)
     const usable = seqDiff(seqAdd(this.sndUna, wnd), this.sndNxt)
     const len = Math.min(unsent, this.sndMss, Math.max(0, usable))
     const fin = finNext && seqAdd(this.sndNxt, len) === this.finSeq
@@ -1526,7 +1531,8 @@ export class Tcb {
       if (len === unsent) {
         // RFC 1122 §4.2.3.4 Nagle: a small segment waits while data is unacknowledged.
         // (Retransmissions after go-back-N are not held: SND.NXT < SND.MAX.)
-        if (!this.cfg.noDelay && this.sndMax !== this.sndUna && this.sndNxt === this.sndMax) return false
+        // Not while draining: the small segment is not the last one, the forwarded data follows.
+        if (!this.cfg.noDelay && !this.drainMode && this.sndMax !== this.sndUna && this.sndNxt === this.sndMax) return false
       } else if (len < (this.maxSndWnd >> 1)) {
         // RFC 9293 §3.8.6.2.1 sender SWS avoidance: wait for a bigger window.
         this.maybePersist(unsent)

@@ -86,6 +86,12 @@ const PINNED: readonly { seed: number; lossy: boolean; why: string }[] = [
   // segments, whose ACK predates that FIN, so they carry the FIN's seq. The client had
   // acknowledged the FIN: one below its RCV.NXT, it dropped them and sat out TIME-WAIT.
   { seed: 2875357509, lossy: false, why: "a RST at the forwarded FIN's seq is moved to the receiver's RCV.NXT" },
+  // Resplice after an unsplice: the rebuilt TCB, in slow start, held back its buffered
+  // head while the forwarded data beyond it reached the server; the server's duplicate
+  // ACKs for that data drove spurious fast retransmits whose TSvals (kept monotonic) then
+  // PAWS-dropped forwarded segments still in flight, and both ends waited for an RTO
+  // (544 ms stalled). Chopped retransmissions also drew duplicate ACKs, sent below RCV.NXT.
+  { seed: 2557328356, lossy: false, why: 'a draining TCB sends its buffered head as the window allows (not cwnd, no Nagle)' },
 ]
 if (ONE === undefined) {
   t.test('pinned seeds', async t => {

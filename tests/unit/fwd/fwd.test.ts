@@ -141,7 +141,13 @@ t.test('data below the splice base is chopped; all-old data without ACK is dropp
   t.equal(run(f, segment('A', { seq: 1000, flags: 0, payload: payload.subarray(0, 20) }), Dir.Forward), null)
   t.equal(f.stats().drops['below-splice-base'], 1)
   const ackOnly = run(f, segment('A', { seq: 1000, payload: payload.subarray(0, 20) }), Dir.Forward)!
-  t.equal(tcpOut(ackOnly, PROXY_B, SERVER, t).payload!.length, 0, 'an old-data segment with an ACK passes as a pure ACK')
+  const a = tcpOut(ackOnly, PROXY_B, SERVER, t)
+  t.equal(a.payload!.length, 0, 'an old-data segment with an ACK passes as a pure ACK')
+  // At its old end (1020) it would lie below the server's RCV.NXT: unacceptable (RFC 9293
+  // §3.10.7.4), its ACK ignored, a duplicate ACK in reply. It carries what was forwarded.
+  t.equal(a.seq, (1100 + 0x1000_0000) >>> 0, 'with the sequence number of what was forwarded so far (SND.NXT)')
+  const fin = run(f, segment('A', { seq: 1000, flags: TcpFlag.ACK | TcpFlag.FIN, payload: payload.subarray(0, 20) }), Dir.Forward)!
+  t.equal(tcpOut(fin, PROXY_B, SERVER, t).seq, (1020 + 0x1000_0000) >>> 0, 'a FIN keeps its place')
 })
 
 t.test('more than 2^31 bytes after the splice: new data is not taken for data below the base', async t => {

@@ -28,6 +28,8 @@ t.test('drain mode (Scout splice step 3): no ACK for new data, ACKs beyond SND.M
   t.equal(host.take().length, 2, 'two segments out (Nagle holds the 80-byte tail)')
   tcb.startDrain()
   t.ok(tcb.draining)
+  // The forwarded data follows the tail: held back, it would be a hole at the receiver.
+  expectSent(t, host, [{ flags: ACK, seq: S + 2 * MSS, len: 80 }], 'draining, Nagle no longer holds the tail')
   t.equal(tcb.write(bytes(10)), 0, 'no new writes while draining')
   // New data from the peer is neither acknowledged nor delivered (FWD forwards it).
   deliver(host, tcb, { seq: P, ack: S, payload: bytes(100) })
@@ -46,6 +48,34 @@ t.test('drain mode (Scout splice step 3): no ACK for new data, ACKs beyond SND.M
   t.equal(tcb.snapshot().sndBuffered, 0)
   host.advance(10000)
   expectSent(t, host, [], 'timers stopped')
+})
+
+t.test('drain mode sends what is buffered as the peer window allows, not the congestion window', async t => {
+  const { host, tcb } = tcbEstablished()
+  tcb.write(bytes(30_000))
+  t.equal(host.take().length, 10, 'the initial window: ten segments (RFC 6928)')
+  t.equal(tcb.snapshot().cwnd, 10 * MSS)
+  tcb.startDrain()
+  // The forwarder sends the stream's rest unpaced by this TCB: a buffered head held back
+  // by cwnd would be a hole, and the receiver's duplicate ACKs for the forwarded data
+  // beyond it would look like loss to this TCB.
+  const rest = host.take()
+  t.equal(rest.length, Math.ceil((30_000 - 10 * MSS) / MSS), 'the other 20 kB at once')
+  t.equal(rest.reduce((n, r) => n + (r.payload?.length ?? 0), 0), 30_000 - 10 * MSS)
+  t.equal(tcb.snapshot().cwnd, 10 * MSS, 'cwnd itself unchanged')
+  // The peer's window still limits: after an RTO, retransmissions keep the cwnd pace.
+  host.advance(1000)
+  expectSent(t, host, [{ flags: ACK, seq: S, len: MSS }], 'an RTO retransmits one segment (cwnd = 1 SMSS)')
+})
+
+t.test('drain mode respects the peer window', async t => {
+  const { host, tcb } = tcbEstablished()
+  deliver(host, tcb, { seq: P, ack: S, window: 5000 })
+  tcb.write(bytes(30_000))
+  host.take()
+  tcb.startDrain()
+  const inFlight = tcb.snapshot().sndInFlight
+  t.ok(inFlight <= 5000 && inFlight > 5000 - MSS, `no more than the 5000 bytes the peer offers (${inFlight} in flight)`)
 })
 
 t.test('drain mode takes ACKs far past SND.MAX (the forwarder ran ahead) but rejects absurd ones', async t => {
