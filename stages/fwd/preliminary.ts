@@ -261,10 +261,7 @@ export class PreliminaryFwdStage extends FwdStage {
     const out = msg.off
     const seq = get32(buf, out + TcpField.SEQ)
     const toMax = to.tcp.tcb.sndMax
-    const payload = msg.end - out - ((buf[out + TcpField.DATA_OFF]! >>> 4) << 2)
-    // (An ACK-only segment now, also one whose data was all chopped below the base.)
-    const ackOnly = payload === 0 && (flags & (TcpFlag.FIN | TcpFlag.RST)) === 0
-    if (ackOnly && seqLt(toMax, to.drainEnd) && seqGt(seq, toMax)) {
+    if (pure && seqLt(toMax, to.drainEnd) && seqGt(seq, toMax)) {
       // The old TCB has not sent all its stream yet: the receiver's RCV.NXT is at most
       // its SND.MAX, and the mapped sequence number may lie beyond the receiver's window.
       set32(buf, out + TcpField.SEQ, toMax)
@@ -285,6 +282,7 @@ export class PreliminaryFwdStage extends FwdStage {
       set32(buf, out + TcpField.SEQ, seqAdd(toView.right, -1))
       refill(buf, out, msg.end, d.outSrcIp, d.outDstIp, msg.vnet)
     }
+    const payload = msg.end - out - ((buf[out + TcpField.DATA_OFF]! >>> 4) << 2)
     const len = payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0)
     if (len > 0 && seqGe(seq, toView.right) && toView.heldBytes < MAX_HELD_BYTES) {
       // Beyond the receiver's window: it would drop it unread. Wait for the window.

@@ -205,26 +205,27 @@ export function rewriteSegment(buf: Uint8Array, tcp: number, end: number, srcIp:
   }
   let chop = 0
   let full = false
-  let inSeq = seq
   if (payload > 0 && seqLt(seq, d.base)) {
     // Data below the base point is a retransmission the proxy already consumed.
     chop = Math.min(payload, seqDiff(d.base, seq))
-    const bare = chop === payload && (flags & (TcpFlag.FIN | TcpFlag.RST)) === 0
-    if (bare && (flags & TcpFlag.ACK) === 0) return 'below-splice-base'
-    // Move the header forward over the chopped bytes; the checksum is recomputed below.
-    buf.copyWithin(tcp + chop, tcp, tcp + hlen)
-    tcp += chop
-    payload -= chop
-    d.chopped += chop
-    full = true
-    // What is left of a wholly chopped segment is a pure ACK. At its old end it would sit
-    // below the receiver's RCV.NXT: RFC 9293 §3.10.7.4 finds such a segment unacceptable,
-    // ignores its ACK and window and answers with a duplicate ACK (which a NewReno sender,
-    // the draining TCB, counts toward a spurious fast retransmit). It carries what was
-    // forwarded so far instead, as the sender's own pure ACK carries SND.NXT. A FIN or
-    // RST keeps its place: that sequence number is its meaning.
-    inSeq = bare ? d.highSeq : (seq + chop) >>> 0
+    if (chop === payload && (flags & (TcpFlag.FIN | TcpFlag.RST)) === 0 && (flags & TcpFlag.ACK) === 0) return 'below-splice-base'
+    // What is left of a wholly chopped segment is an ACK whose sequence number stays below
+    // the receiver's RCV.NXT, on purpose: the sender retransmits because it never heard
+    // the ACK of bytes the proxy consumed, and nobody but the receiver can send that ACK
+    // now. RFC 9293 §3.10.7.4 makes the receiver answer an unacceptable segment with an
+    // ACK, which the FWD maps back to the sender. (Moved to the receiver's window, the
+    // segment is taken silently and the sender retransmits until it times out.)
+    if (chop > 0) {
+      // Move the header forward over the chopped bytes; the checksum is recomputed below.
+      buf.copyWithin(tcp + chop, tcp, tcp + hlen)
+      tcp += chop
+      set32(buf, tcp + TcpField.SEQ, seqAdd(seq, chop))
+      payload -= chop
+      d.chopped += chop
+      full = true
+    }
   }
+  const inSeq = (seq + chop) >>> 0
   const segEnd = seqAdd(inSeq, payload + ((flags & TcpFlag.FIN) !== 0 ? 1 : 0))
   // Only data and FIN advance what was forwarded: a pure ACK carries SND.NXT, which is
   // beyond a gap when the data before it was lost. Counting it would put the unsplice
