@@ -67,7 +67,8 @@ function half(name: string, o: ScenarioOptions): void {
       }
     }
     t.equal(failures, 0, `all seeds from ${base} passed`)
-    t.ok(spliced > SEEDS / 2, `most runs spliced (${spliced}/${SEEDS}; ${refused} refused (both peers had finished, or under loss a hole outlived the splice wait); ${resets} ended by RST)`)
+    // (A statement about many seeds: a replay of one may legitimately not splice.)
+    if (SEEDS >= 100) t.ok(spliced > SEEDS / 2, `most runs spliced (${spliced}/${SEEDS}; ${refused} refused (both peers had finished, or under loss a hole outlived the splice wait); ${resets} ended by RST)`)
     t.comment(`${SEEDS} seeds in ${Date.now() - start} ms wall; mean splice ${(splicesMs / Math.max(1, spliced)).toFixed(1)} ms virtual; ` +
       `longest stall ${worstStall.toFixed(0)} ms virtual; ${withRto} runs with an RTO; ${cycled} runs asked to unsplice and resplice, ${unsplices} unsplices; modes ${JSON.stringify(byMode)}`)
   })

@@ -213,6 +213,8 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   let respliceDue = -1
   let splicesAsked = 0
   const unspliceFailures: string[] = []
+  /** Why the session closed (onClose), or null. */
+  let closedWhy: string | null = null
   const requestSplice = (api: ProxySessionApi): void => {
     if (requestedAt >= 0 || api.state !== 'control') return
     requestedAt = net.clock.now()
@@ -249,6 +251,9 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     },
     onUnspliceFailed: (_api, why) => {
       unspliceFailures.push(why)
+    },
+    onClose: (_api, why) => {
+      closedWhy = why
     },
     onSpliceFailed: (_api, why) => {
       refused = why
@@ -398,7 +403,11 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     // connection itself made no progress for that long (RTO backoff, within the lossy
     // stall bound; e.g. a lost SYN-ACK left an RTT sample of 1 s and an RTO of 3 s).
     const waitMs = 10_000
-    const legit = refused !== null && (bothFinished || (lossy(s) && /out-of-order data did not clear/.test(refused) && longestStall >= waitMs))
+    // Or the connection ended normally before the splice could complete: both TCBs closed
+    // while the splice waited for a hole to fill ('closed'), or FIN both ways while the old
+    // TCBs drained ('fin'). Nothing is left to splice; the handler hears onClose.
+    const legit = (refused !== null && (bothFinished || (lossy(s) && /out-of-order data did not clear/.test(refused) && longestStall >= waitMs))) ||
+      (refused === null && (closedWhy === 'closed' || closedWhy === 'fin'))
     if (!legit) problems.push(`${splicesAsked} splices requested (the first at ${requestedAt - start} ms), ${st.splices} completed: ${refused ?? 'still splicing'}`)
   }
   if (st.unsplices !== unsplices) problems.push(`forwarder counted ${st.unsplices} unsplices, the handler saw ${unsplices}`)
