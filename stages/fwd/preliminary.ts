@@ -435,6 +435,14 @@ export class PreliminaryFwdStage extends FwdStage {
     this.originate(msg, toPeer)
   }
 
+  /**
+   * The receiver's own highest ACK: while the old TCBs drain, the ACK fields forwarded
+   * towards the other peer are raised to the old stream's end, and so is `lastAck`.
+   */
+  protected override receiverAck(forward: boolean): number {
+    return (forward ? this.vb : this.va).ack
+  }
+
   /** True while data waits for a receiver's window (the final FWD, which holds nothing, must wait). */
   get holding(): boolean {
     return this.va.held.length > 0 || this.vb.held.length > 0

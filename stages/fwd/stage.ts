@@ -19,7 +19,7 @@ import { get16, get32, set16, set32 } from '../../core/bytes.js'
 import { checksum, fold, pseudoHeaderSum, transportChecksumOk } from '../../core/checksum.js'
 import { checksumVouched, VNET_F_NEEDS_CSUM, type Msg } from '../../core/msg.js'
 import type { Scheduler } from '../../core/scheduler.js'
-import { seqAdd, seqDiff, seqGe, seqGt } from '../../core/seq.js'
+import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../../core/seq.js'
 import { Dir, Stage, type Dir as DirT } from '../../core/stage.js'
 import type { Timer } from '../../core/timers.js'
 import { TcpField, TcpFlag } from '../tcp/segment.js'
@@ -333,6 +333,11 @@ export class FwdStage extends Stage {
       if (this.slowChecks(msg, dir, tcp, srcIp, dstIp)) return -1
     }
     const forward = dir === Dir.Forward
+    // Before the rewrite, which updates the direction's state (a dropped segment leaves none).
+    if (msg.end - tcp >= 20 && (msg.buf[tcp + TcpField.FLAGS]! & TcpFlag.RST) !== 0 && this.rstBelowWindow(msg.buf, tcp, forward)) {
+      this.drop(msg, 'rst-below-window')
+      return -1
+    }
     const r = rewriteSegment(msg.buf, tcp, msg.end, srcIp, dstIp, forward ? this.ab : this.ba, forward ? this.ba : this.ab)
     if (typeof r === 'string') {
       this.drop(msg, r)
@@ -341,6 +346,26 @@ export class FwdStage extends Stage {
     if (v !== null) fixVnet(msg.buf, tcp + r, msg.end, v, forward ? this.ab : this.ba)
     if (this.idleTimer !== null) this.lastActivity = msg.rxTime > 0 ? msg.rxTime : this.scheduler!.now()
     return r
+  }
+
+  /**
+   * True for a RST (at `tcp`, not yet rewritten) below what its receiver has acknowledged: outside
+   * the receiver's window, which drops it silently (RFC 5961 §3.2, RFC 9293 §3.10.7.4).
+   * Passed on, it would end the splice for nothing, and the RST that counts (its sender's
+   * exact one, reordered behind it) would find no splice left to carry it: the receiver
+   * would never hear of the reset. One value below is let through: the sequence number of
+   * the FIN forwarded for the RST's sender (a peer answering with its own FIN's seq).
+   */
+  protected rstBelowWindow(buf: Uint8Array, tcp: number, forward: boolean): boolean {
+    const d = forward ? this.ab : this.ba
+    const seq = get32(buf, tcp + TcpField.SEQ)
+    if (d.finSeen && seq === d.finSeq) return false
+    return seqLt(seqAdd(seq, d.seqOffset), this.receiverAck(forward))
+  }
+
+  /** The highest ACK the receiver of the `forward` (or backward) direction sent, in that direction's outgoing space. */
+  protected receiverAck(forward: boolean): number {
+    return (forward ? this.ba : this.ab).lastAck
   }
 
   /**

@@ -185,6 +185,28 @@ t.test('FIN both ways and the last ACK end the splice; RST ends it at once', asy
   t.same(ends, ['fin', 'rst'])
 })
 
+t.test('a RST below what its receiver acknowledged is dropped and leaves the splice up; the exact one ends it', async t => {
+  const ends: string[] = []
+  // The server acknowledged the client's stream up to 1100 (A space), 1100 + AB in its own.
+  const f = new FwdStage({ ...config({}, { lastAck: (1100 + AB) >>> 0 }), onEnd: why => ends.push(why) })
+  // A RST answering an old segment (its seq is that segment's ACK, 1050): below the
+  // server's RCV.NXT, which drops it (RFC 5961 §3.2); passed on it would end the splice
+  // and leave no way through for the client's exact RST reordered behind it.
+  t.equal(run(f, segment('A', { seq: 1050, flags: TcpFlag.RST }), Dir.Forward), null)
+  t.equal(f.stats().drops['rst-below-window'], 1)
+  t.same(ends, [], 'the splice is still up')
+  t.equal(f.ended, null)
+  const rst = run(f, segment('A', { seq: 1100, flags: TcpFlag.RST }), Dir.Forward)
+  t.not(rst, null, 'the exact RST is forwarded')
+  t.equal(tcpOut(rst!, PROXY_B, SERVER, t).seq, (1100 + AB) >>> 0)
+  t.same(ends, ['rst'])
+  // A RST at the seq of the FIN forwarded for its sender is let through (one value only).
+  const g = new FwdStage({ ...config({}, { lastAck: (1101 + AB) >>> 0 }), onEnd: why => ends.push(why) })
+  run(g, segment('A', { seq: 1100, flags: TcpFlag.FIN | TcpFlag.ACK }), Dir.Forward)
+  t.not(run(g, segment('A', { seq: 1100, flags: TcpFlag.RST }), Dir.Forward), null, 'at the FIN: passed on')
+  t.same(ends, ['rst', 'rst'])
+})
+
 t.test('the idle timer ends a silent splice', async t => {
   const clock = new ManualClock()
   const s = new Scheduler({ clock })
