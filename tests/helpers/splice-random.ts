@@ -169,6 +169,8 @@ export interface ScenarioResult {
   elapsedMs: number
   /** Longest virtual time without progress at either end (ms). */
   longestStallMs: number
+  /** The largest RTO (backoff included) of the TCBs still sending when that stall began (ms). */
+  stallRtoMs: number
   /** The splice's latency (request to final FWD), or -1. */
   spliceMs: number
   /** The splice completed. */
@@ -292,6 +294,17 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   let lastSig = -1
   let lastProgress = 0
   let longestStall = 0
+  let rtoAtProgress = 0
+  let stallRto = 0
+  // What a stall may be measured against: the RTOs of the ends and of the proxy's TCBs
+  // that still send (a drained or closed TCB's RTO is no timer anyone waits for).
+  const largestRto = (): number => {
+    let m = client.conn.stage.tcb.rto
+    const st = (server as Pump | null)?.conn.stage.tcb
+    if (st !== undefined && st.rto > m) m = st.rto
+    for (const t of proxyTcbs) if (!t.drained && t.state !== 'CLOSED' && t.rto > m) m = t.rto
+    return m
+  }
   let aborted: 'client' | 'server' | null = null
   const signature = (): number => {
     const sv = server as Pump | null
@@ -366,7 +379,11 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
       if (sig !== lastSig) {
         lastSig = sig
         lastProgress = now
-      } else if (now - lastProgress > longestStall) longestStall = now - lastProgress
+        rtoAtProgress = largestRto()
+      } else if (now - lastProgress > longestStall) {
+        longestStall = now - lastProgress
+        stallRto = rtoAtProgress
+      }
     }
     return finished() || (aborted === null && (client.error !== null || (server as Pump | null)?.error != null))
   }, limit)
@@ -423,6 +440,7 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
     problems,
     elapsedMs,
     longestStallMs: longestStall,
+    stallRtoMs: stallRto,
     spliceMs: spliced ? st.spliceMsTotal : -1,
     spliced,
     refused: spliced ? null : refused,
