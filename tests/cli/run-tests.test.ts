@@ -1,53 +1,80 @@
-// scripts/run-tests.mjs, the README's test command: it keeps tap's exit code, repeats the
-// failed assertions (subtest path and diagnostics) before its summary line, since CI keeps
-// only the tail of the log, and ends with `N passed, N failed, N skipped`.
+// What the README's test command (scripts/run-tests.mjs) prints after tap's output, read by
+// scripts/tap-summary.mjs: the failed assertions with their subtest paths and diagnostics
+// (CI keeps only the tail of the log), then `N passed, N failed, N skipped`. Fed with TAP
+// as node-tap 21 prints it (a failing file: an assertion failed two subtests deep).
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { tapSummary } from '../../scripts/tap-summary.mjs'
 
-const dir = mkdtempSync(join(tmpdir(), 'pathsplice-run-tests-'))
-t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-const failing = join(dir, 'failing.mjs')
-writeFileSync(failing, [
-  "import t from 'tap'",
-  "t.test('outer', async t => {",
-  "  t.test('inner', async t => { t.equal(1, 2, 'one is two'); t.ok(true, 'fine inside') })",
-  '})',
-  "t.ok(true, 'fine')",
-  '',
-].join('\n'))
-const passing = join(dir, 'passing.mjs')
-writeFileSync(passing, "import t from 'tap'\nt.ok(true, 'fine')\nt.skip('later')\n")
+const FAILING = `TAP version 14
+1..1
+# Subtest: tests/x/failing.mjs
+    # Subtest: outer
+        # Subtest: inner
+            not ok 1 - one is two
+              ---
+              compare: ===
+              at:
+                fileName: tests/x/failing.mjs
+                lineNumber: 3
+              diff: |
+                --- expected
+                +++ actual
+                -2
+                +1
+              ...
+            ok 2 - fine inside
+            1..2
+        not ok 1 - inner # time=34.006ms
+          ---
+          at:
+            fileName: tests/x/failing.mjs
+          ...
+        1..1
+    not ok 1 - outer # time=44.248ms
+      ---
+      at:
+        fileName: tests/x/failing.mjs
+      ...
+    ok 2 - fine
+    1..2
+not ok 1 - tests/x/failing.mjs # time=56.843ms
+  ---
+  exitCode: 1
+  ...
+# { total: 3, pass: 2, fail: 1 }
+# time=1260.866ms`
 
-/** Runs the test command on one file; the nested tap run takes a few seconds. */
-function runTests(file: string): Promise<{ code: number | null; out: string }> {
-  return new Promise(resolve => {
-    execFile(process.execPath, ['scripts/run-tests.mjs', '--disable-coverage', file], { encoding: 'utf8', timeout: 120_000 }, (e, out) => {
-      resolve({ code: e === null ? 0 : typeof e.code === 'number' ? e.code : null, out })
-    })
-  })
+function read(tap: string, code: number | null): string[] {
+  const s = tapSummary()
+  for (const line of tap.split('\n')) s.line(line)
+  return s.end(code)
 }
-const runs = { failing: runTests(failing), passing: runTests(passing) }
 
-t.test('a failure: exit code kept, the failed assertion repeated with its path and diagnostics, then the summary', async t => {
-  const r = await runs.failing
-  t.not(r.code, 0, 'tap\'s failing exit code')
-  const lines = r.out.trimEnd().split('\n')
-  t.equal(lines.at(-1), '2 passed, 1 failed, 0 skipped', 'the summary is the last line')
-  const at = lines.indexOf('# Failed:')
-  t.ok(at > 0, 'a "# Failed:" block')
-  const block = lines.slice(at)
-  t.ok(block.some(l => /^# - .*failing\.mjs > outer > inner > one is two$/.test(l)), 'the leaf, with its subtest path')
-  t.notOk(block.some(l => /^# - .* > outer$/.test(l)), 'not its parents again')
-  t.ok(block.some(l => /^# {5}compare: ===$/.test(l)), 'its diagnostics')
-  t.ok(block.some(l => /^# {5}fileName: .*failing\.mjs$/.test(l)), 'where it is')
+t.test('a failure: the leaf assertion with its subtest path and diagnostics, then the summary line', async t => {
+  const out = read(FAILING, 1)
+  t.equal(out.at(-1), '2 passed, 1 failed, 0 skipped', 'the summary is the last line')
+  t.equal(out[1], '# Failed:')
+  t.equal(out[2], '# - tests/x/failing.mjs > outer > inner > one is two', 'the leaf, with its path')
+  t.notOk(out.some(l => /^# - .*(> outer|> inner|failing\.mjs)$/.test(l)), 'not its parents again')
+  t.ok(out.includes('#     compare: ==='), 'its diagnostics')
+  t.ok(out.includes('#       fileName: tests/x/failing.mjs'), 'where it is')
+  t.ok(out.includes('#       +1'), 'the diff')
+  t.notOk(out.includes('#     ---'), 'without the YAML start marker')
+  t.notOk(out.some(l => /^#\s+\.\.\.$/.test(l)), 'the YAML block ends before its "..."')
 })
 
-t.test('no failure: no "# Failed:" block, exit 0', async t => {
-  const r = await runs.passing
-  t.equal(r.code, 0)
-  t.notMatch(r.out, /# Failed:/)
-  t.equal(r.out.trimEnd().split('\n').at(-1), '1 passed, 0 failed, 1 skipped')
+t.test('no failure: only the summary line; todo counts as skipped', async t => {
+  t.same(read('TAP version 14\nok 1 - fine\n# { total: 3, pass: 1, skip: 1, todo: 1 }\n', 0), ['1 passed, 0 failed, 2 skipped'])
+})
+
+t.test('no tap summary and a failing exit (tap crashed): counted as one failure', async t => {
+  t.same(read('TAP version 14\n', 1), ['0 passed, 1 failed, 0 skipped'])
+  t.same(read('TAP version 14\n', 0), ['0 passed, 0 failed, 0 skipped'])
+})
+
+t.test('at most 10 failures and 30 diagnostic lines each', async t => {
+  const many = Array.from({ length: 12 }, (_, i) => `not ok ${i + 1} - f${i}\n  ---\n${Array.from({ length: 40 }, (_, j) => `  l${j}: 1`).join('\n')}\n  ...`).join('\n')
+  const out = read(many, 1)
+  t.equal(out.filter(l => l.startsWith('# - ')).length, 10)
+  t.equal(out.filter(l => l.startsWith('#     l')).length, 10 * 30)
 })
