@@ -30,9 +30,15 @@ const CYCLES = Number(process.env.SPLICE_CYCLES ?? 0.25)
  */
 const STALL_LOSSLESS_MS = 400
 const STRICT = process.env.SPLICE_STRICT === '1'
-function stallBound(s: Scenario, r: ScenarioResult, strict = STRICT): number {
+function stallBound(s: Scenario, r: ScenarioResult, strict: boolean): number {
   if (lossy(s)) return STALL_LOSSY_MS
   return strict ? STALL_LOSSLESS_MS : Math.max(STALL_LOSSLESS_MS, 2 * r.stallRtoMs)
+}
+
+/** What went wrong in run `r` of scenario `s`: the harness' checks, then the stall bound. */
+function problemsOf(s: Scenario, r: ScenarioResult, strict = STRICT): string[] {
+  const bound = stallBound(s, r, strict)
+  return r.longestStallMs > bound ? [...r.problems, `stalled ${r.longestStallMs.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`] : r.problems
 }
 /**
  * With loss: six timeouts of one segment in a row (200 ms doubling; a backoff begun by a
@@ -70,9 +76,7 @@ function half(name: string, o: ScenarioOptions): void {
       if (r.aborted) resets++
       if (r.rtoTimeouts > 0) withRto++
       worstStall = Math.max(worstStall, r.longestStallMs)
-      const problems = [...r.problems]
-      const bound = stallBound(s, r)
-      if (r.longestStallMs > bound) problems.push(`stalled ${r.longestStallMs.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`)
+      const problems = problemsOf(s, r)
       if (problems.length > 0) {
         failures++
         t.fail(`seed=${seed}: ${problems.join('; ')}`, { scenario: s, result: r })
@@ -122,9 +126,7 @@ if (ONE === undefined) {
       const s = randomScenario(p.seed, { lossy: p.lossy, maxBytes: MAX_BYTES, cycles: p.cycles ?? CYCLES })
       const r = runScenario(s)
       // Strict: a pinned seed is held to what it was fixed for.
-      const bound = stallBound(s, r, true)
-      const problems = [...r.problems, ...(r.longestStallMs > bound ? [`stalled ${r.longestStallMs.toFixed(0)} ms`] : [])]
-      t.same(problems, [], `seed ${p.seed} (${p.why})`)
+      t.same(problemsOf(s, r, true), [], `seed ${p.seed} (${p.why})`)
     }
   })
 }

@@ -189,6 +189,9 @@ export interface ScenarioResult {
   unspliceFailures: string[]
 }
 
+/** How long a splice waits for out-of-order data in a proxy TCB to clear (the forwarder's `spliceWaitMs`). */
+const SPLICE_WAIT_MS = 10_000
+
 /** Loss or corruption configured on either wire. */
 export function lossy(s: Scenario): boolean {
   return [s.impair1, s.impair2].some(i => (i.loss ?? 0) > 0 || (i.corrupt ?? 0) > 0)
@@ -271,7 +274,7 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   const net = proxyNet(handler, {
     seed: s.seed, impair1: s.impair1, impair2: s.impair2, client: s.client, proxy: s.proxy, server: s.server,
     // With a RST teardown, a lost RST may leave the splice without traffic: the idle timer ends it.
-    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, sharedUnsplice: (s.cycles?.length ?? 0) > 0, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
+    forwarder: { layout: s.layout, mode: s.mode, mirrorOptions: s.mirror, sharedUnsplice: (s.cycles?.length ?? 0) > 0, spliceWaitMs: SPLICE_WAIT_MS, ...(s.teardown === 'fin' ? {} : { idleMs: 20_000 }) },
   })
   // Deterministic ISNs and TSval offsets (ephemeral ports are random), near 2^32 in some
   // seeds so sequence numbers and TSvals wrap during the run.
@@ -416,14 +419,13 @@ export function runScenario(s: Scenario, o: { limitMs?: number } = {}): Scenario
   const spliced = st.splices >= 1
   if (requestedAt >= 0 && st.splices < splicesAsked && aborted === null) {
     // Refused legitimately: both peers had finished; or, under loss, a hole in a proxy
-    // TCB's receive buffer outlived the splice's wait (spliceWaitMs, 10 s) because the
+    // TCB's receive buffer outlived the splice's wait (SPLICE_WAIT_MS) because the
     // connection itself made no progress for that long (RTO backoff, within the lossy
     // stall bound; e.g. a lost SYN-ACK left an RTT sample of 1 s and an RTO of 3 s).
-    const waitMs = 10_000
     // Or the connection ended normally before the splice could complete: both TCBs closed
     // while the splice waited for a hole to fill ('closed'), or FIN both ways while the old
     // TCBs drained ('fin'). Nothing is left to splice; the handler hears onClose.
-    const legit = (refused !== null && (bothFinished || (lossy(s) && /out-of-order data did not clear/.test(refused) && longestStall >= waitMs))) ||
+    const legit = (refused !== null && (bothFinished || (lossy(s) && /out-of-order data did not clear/.test(refused) && longestStall >= SPLICE_WAIT_MS))) ||
       (refused === null && (closedWhy === 'closed' || closedWhy === 'fin'))
     if (!legit) problems.push(`${splicesAsked} splices requested (the first at ${requestedAt - start} ms), ${st.splices} completed: ${refused ?? 'still splicing'}`)
   }
