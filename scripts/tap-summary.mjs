@@ -13,16 +13,23 @@ export function tapSummary() {
   /** The open subtests by depth (tap indents a subtest's lines by 4 per level). */
   const subtests = []
   const failures = []
-  /** The failure whose YAML diagnostic block is being read, and the block's indentation. */
+  /** The failure whose YAML diagnostic block is expected or being read, the block's indentation, whether it began. */
   let reading = null
 
   const line = text => {
     const m = /^# (\{ total: .*\})\s*$/.exec(text)
     if (m) summary = m[1]
     const indent = /^ */.exec(text)[0].length
-    if (reading) {
+    if (reading !== null && !reading.started) {
+      // A YAML block follows a "not ok" at once, or there is none.
+      if (text.trim() === '---' && indent === reading.indent) {
+        reading.started = true
+        return
+      }
+      reading = null
+    }
+    if (reading !== null) {
       if (text.trim() === '...' && indent === reading.indent) reading = null
-      else if (text.trim() === '---' && indent === reading.indent) return
       else if (reading.failure.diag.length < MAX_DIAG_LINES) reading.failure.diag.push(text.slice(reading.indent))
       return
     }
@@ -33,10 +40,10 @@ export function tapSummary() {
       return
     }
     const notOk = /^ *not ok \d+ - (.*?)(?: # time=.*)?$/.exec(text)
-    if (notOk && failures.length < MAX_FAILURES) {
+    if (notOk) {
       const failure = { where: [...subtests.slice(0, indent / 4), notOk[1]].join(' > '), diag: [] }
       failures.push(failure)
-      reading = { failure, indent: indent + 2 }
+      reading = { failure, indent: indent + 2, started: false }
     }
   }
 
@@ -47,13 +54,16 @@ export function tapSummary() {
     }
     const out = []
     // A failed subtest repeats as a failed assertion of its parent: the leaves say what failed.
+    // (Capped here, not while reading: the parents come after their leaves and would
+    // otherwise use up the places.)
     const leaves = failures.filter(f => !failures.some(g => g !== f && g.where.startsWith(f.where + ' > ')))
     if (leaves.length > 0) {
       out.push('', '# Failed:')
-      for (const f of leaves) {
+      for (const f of leaves.slice(0, MAX_FAILURES)) {
         out.push(`# - ${f.where}`)
         for (const d of f.diag) out.push(`#     ${d}`)
       }
+      if (leaves.length > MAX_FAILURES) out.push(`# (and ${leaves.length - MAX_FAILURES} more)`)
     }
     const failed = count('fail') + (summary === null && code !== 0 ? 1 : 0)
     out.push(`${count('pass')} passed, ${failed} failed, ${count('skip') + count('todo')} skipped`)

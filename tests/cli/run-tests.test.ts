@@ -77,4 +77,18 @@ t.test('at most 10 failures and 30 diagnostic lines each', async t => {
   const out = read(many, 1)
   t.equal(out.filter(l => l.startsWith('# - ')).length, 10)
   t.equal(out.filter(l => l.startsWith('#     l')).length, 10 * 30)
+  t.equal(out.at(-2), '# (and 2 more)')
+})
+
+t.test('the places go to leaves: failed parents (printed after their leaves) take none', async t => {
+  const nested = Array.from({ length: 6 }, (_, i) =>
+    `# Subtest: s${i}
+    # Subtest: u${i}
+        not ok 1 - leaf${i}
+        1..1
+    not ok 1 - u${i}
+    1..1
+not ok ${i + 1} - s${i}`).join('\n')
+  const leaves = read(nested, 1).filter(l => l.startsWith('# - '))
+  t.same(leaves, Array.from({ length: 6 }, (_, i) => `# - s${i} > u${i} > leaf${i}`))
 })
