@@ -531,6 +531,8 @@ export class Tcb {
   private appClosed = false
   private pendingClose = false
   private drainMode = false
+  /** Draining, first transmissions are not held to the congestion window (startDrain). */
+  private drainUnpaced = false
   private wsAgreed = false
   private drainDone = false
   private emitted = false
@@ -801,12 +803,18 @@ export class Tcb {
    * acknowledged (nor delivered), ACKs up to one full window beyond SND.MAX are accepted
    * (they cover data the forwarder sent), and what is buffered keeps being (re)transmitted
    * until acknowledged; then `events.drained()` fires once and timers stop.
+   *
+   * What was never sent goes out as the peer's window allows, not paced by the congestion
+   * window (see sendOne), unless `paced`: a caller whose buffer may hold megabytes (an
+   * MSOCKS move's salvage) keeps slow start, so the burst does not overflow the queue in
+   * front of the peer.
    */
-  startDrain(): void {
+  startDrain(opts: { paced?: boolean } = {}): void {
     // A delayed ACK still owed covers data the proxy took before the splice: send it now,
     // since a draining TCB sends no new ACKs.
     if (this.lastAckSent !== this.rcvNxt) this.sendAck()
     this.drainMode = true
+    this.drainUnpaced = opts.paced !== true
     this.delAckTimer.cancel()
     this.ackNow = false
     this.checkDrained()
@@ -1519,7 +1527,7 @@ export class Tcb {
     // window it would only be a hole at the receiver, whose duplicate ACKs (caused by the
     // forwarded data) look like loss: first transmissions go out as the peer's window
     // allows. Retransmissions keep the congestion window's pace.
-    const wnd = this.drainMode && this.sndNxt === this.sndMax ? this.sndWnd : Math.min(this.sndWnd, this.cwnd + limited)
+    const wnd = this.drainUnpaced && this.sndNxt === this.sndMax ? this.sndWnd : Math.min(this.sndWnd, this.cwnd + limited)
     const usable = seqDiff(seqAdd(this.sndUna, wnd), this.sndNxt)
     const len = Math.min(unsent, this.sndMss, Math.max(0, usable))
     const fin = finNext && seqAdd(this.sndNxt, len) === this.finSeq

@@ -68,6 +68,16 @@ t.test('drain mode sends what is buffered as the peer window allows, not the con
   expectSent(t, host, [{ flags: ACK, seq: S, len: MSS }], 'an RTO retransmits one segment (cwnd = 1 SMSS)')
 })
 
+t.test('a paced drain keeps the congestion window (an MSOCKS salvage can be megabytes)', async t => {
+  const { host, tcb } = tcbEstablished()
+  tcb.write(bytes(30_000))
+  t.equal(host.take().length, 10, 'the initial window')
+  tcb.startDrain({ paced: true })
+  expectSent(t, host, [], 'nothing beyond cwnd')
+  deliver(host, tcb, { seq: P, ack: S + 2 * MSS })
+  t.equal(host.take().length, 3, 'slow start: one ACK of two segments (cwnd + 1 SMSS, RFC 5681), three more out')
+})
+
 t.test('drain mode respects the peer window', async t => {
   const { host, tcb } = tcbEstablished()
   deliver(host, tcb, { seq: P, ack: S, window: 5000 })
